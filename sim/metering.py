@@ -1,0 +1,152 @@
+"""Metering: a usage meter + a plan's metric -> a quantity (no money here).
+
+Aggregations (billing conventions, "Shape: meter -> rate -> adjust"):
+
+========== =================================================================================
+sum        total over the period (bytes transferred)
+max        peak (concurrent connections)
+latest     the last value
+avg        time-weighted average of snapshots (series are regular, so the mean)
+daily_avg  average of the calendar days' averages (IoT seed: storage "snapshot every minute ...
+           calculate the daily average ... based on the daily averages we calculate the monthly
+           average"; element counts likewise)
+unique     distinct ids (a number, ``ids`` lists, or per-interval counts of first-seen ids)
+========== =================================================================================
+
+A meter given as a number is already aggregated and is taken as it is, whatever the aggregation.
+Then: unit conversion, the ``at_least`` derivation (billable MAU = max(MAU, 10 x peak CCU)), and the
+metric's rounding. Quantities are carried as Decimal, first quantized to 1e-9 of their unit so
+that float noise (4.0000000000000005 GB) cannot tip a ceiling into the next unit.
+
+Each measurement also keeps a *progress* series: the metric's value so far at the end of each
+interval (cumulative for sums and unique counts, the running peak of the level otherwise), from
+which notifications and violations take the time they happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+
+import numpy as np
+
+from sim.period import Interval, Period
+from sim.plan import Metric, Plan
+from sim.usage import IdSeries, MeterValue, Series, Usage
+
+QUANTUM = Decimal("1e-9")
+_ROUNDING = {"ceil": ROUND_CEILING, "floor": ROUND_FLOOR, "half_up": ROUND_HALF_UP}
+_CUMULATIVE = ("sum", "unique")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One metric measured on one usage."""
+
+    name: str
+    metric: Metric
+    present: bool                     # False: the usage lacks the meter (counted as zero)
+    aggregated: Decimal               # the aggregation, in the meter's unit
+    converted: Decimal                # in the metric's unit, before derivation and rounding
+    quantity: Decimal                 # after at_least and rounding: what charges and limits see
+    derived_from: str | None = None   # explanation when at_least raised the quantity
+    progress: np.ndarray | None = None    # metric units, value so far at the end of each interval
+    interval: Interval | None = None
+
+    def time_reaching(self, period: Period, level: float) -> datetime | None:
+        """When the progress first reached ``level`` (interpolated inside the interval for sums)."""
+        if self.progress is None or self.interval is None:
+            return None
+        hit = np.flatnonzero(self.progress >= level)
+        if hit.size == 0:
+            return None
+        i = int(hit[0])
+        start, end = period.interval_start(self.interval, i), period.interval_end(self.interval, i)
+        if self.metric.aggregation not in _CUMULATIVE:
+            return start
+        before = float(self.progress[i - 1]) if i else 0.0
+        step = float(self.progress[i]) - before
+        frac = 0.0 if step <= 0 else min(1.0, max(0.0, (level - before) / step))
+        return start + timedelta(seconds=(end - start).total_seconds() * frac)
+
+
+def to_decimal(x: float) -> Decimal:
+    return Decimal(repr(float(x))).quantize(QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def aggregate(value: MeterValue, aggregation: str, period: Period) -> tuple[float, np.ndarray | None]:
+    """Aggregate one meter value; returns (quantity in meter units, progress series or None)."""
+    if isinstance(value, IdSeries):
+        counts = value.first_seen_counts()
+        if aggregation != "unique":
+            raise ValueError(f"ids can only be aggregated with 'unique', not {aggregation!r}")
+        progress = np.cumsum(counts) if value.interval is not None else None
+        return float(counts.sum()), progress
+    if not isinstance(value, Series):
+        return float(value), None
+    v = value.values
+    if aggregation in _CUMULATIVE:
+        progress = np.cumsum(v)
+        return float(progress[-1]), progress
+    progress = np.maximum.accumulate(v)
+    if aggregation == "max":
+        return float(progress[-1]), progress
+    if aggregation == "latest":
+        return float(v[-1]), progress
+    if aggregation == "avg":
+        return float(v.mean()), progress
+    if aggregation == "daily_avg":
+        bounds = period.day_bounds(value.interval)
+        counts = np.diff(np.append(bounds, v.size))
+        daily = np.add.reduceat(v, bounds) / counts
+        return float(daily.mean()), progress
+    raise ValueError(f"unknown aggregation {aggregation!r}")
+
+
+def _round(q: Decimal, metric: Metric) -> Decimal:
+    if metric.round is None:
+        return q
+    exp = Decimal(1).scaleb(-metric.round.precision)
+    return q.quantize(exp, rounding=_ROUNDING[metric.round.mode])
+
+
+def measure(plan: Plan, usage: Usage) -> dict[str, Measurement]:
+    """Measure every metric of ``plan`` on ``usage``. Metrics used by ``at_least`` come first."""
+    base: dict[str, Measurement] = {}
+    for name, metric in plan.metrics.items():
+        value = usage.meters.get(metric.meter)
+        present = value is not None
+        try:
+            raw, progress = aggregate(value, metric.aggregation, usage.period) if present else (0.0, None)
+        except ValueError as exc:
+            from sim.errors import InputError
+
+            raise InputError(usage.source, f"meters.{metric.meter}", f"{exc} (plan {plan.name}, metric {name})") from None
+        aggregated = to_decimal(raw)
+        factor = metric.factor
+        converted = (aggregated * factor).quantize(QUANTUM, rounding=ROUND_HALF_UP)
+        if progress is not None and factor != 1:
+            progress = progress * float(factor)
+        interval = value.interval if isinstance(value, Series | IdSeries) else None
+        base[name] = Measurement(name, metric, present, aggregated, converted, converted, None, progress, interval)
+
+    out: dict[str, Measurement] = {}
+    for name, m in base.items():
+        quantity, note = m.converted, None
+        if m.metric.at_least is not None:
+            rule = m.metric.at_least
+            other = base[rule.metric]
+            floor = other.converted * rule.multiplier
+            if floor > quantity:
+                quantity = floor
+                note = (f"{rule.multiplier} x {rule.metric} ({_fmt(other.converted)}) = {_fmt(floor)}"
+                        + (f": {rule.reason}" if rule.reason else ""))
+        out[name] = Measurement(m.name, m.metric, m.present, m.aggregated, m.converted,
+                                _round(quantity, m.metric), note, m.progress, m.interval)
+    return out
+
+
+def _fmt(d: Decimal) -> str:
+    d = d.normalize()
+    return f"{d:,f}" if d == d.to_integral() else f"{d:,}"

@@ -1,0 +1,229 @@
+"""Usage files: what the pricing engine reads, and what the simulator writes.
+
+::
+
+    period: {start: 2026-11-01, end: 2026-12-01, tz: UTC}   # [start, end); tz optional
+    meters:
+      mau: 100000                                 # a number: already aggregated for the period
+      outbound_bytes: 6000000000
+      stored_bytes: {interval: 1d, values: [3.0e9, 3.1e9, ...]}   # one value per interval
+      active_users: {interval: 1d, ids: [[1, 2], [2, 3], ...]}    # ids seen per interval
+
+For summed meters (bytes transferred) a series value is the amount in that interval; for levels
+(stored bytes, element counts) it is a snapshot. The plan decides how each meter is aggregated, so
+the usage file does not say which is which. A ``unique`` meter may be given as a number, as ``ids``
+lists, or as a numeric series holding the count of ids *first seen* in each interval (the
+simulator writes MAU this way, so a notification can tell when the count crossed a threshold).
+
+Simulator output carries more sections (``breakdown``, ``counts``, ``enforcement``, ``run``); they
+are kept and passed through, never priced.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from sim.errors import InputError
+from sim.period import Interval, Period
+
+PASSTHROUGH_SECTIONS = ("breakdown", "counts", "enforcement", "run")
+_TOP_KEYS = ("period", "meters", *PASSTHROUGH_SECTIONS)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One value per ``interval`` from the period's start."""
+
+    interval: Interval
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class IdSeries:
+    """Ids seen per interval (``interval`` None: one set for the whole period)."""
+
+    interval: Interval | None
+    ids: list[frozenset]
+
+    def first_seen_counts(self) -> np.ndarray:
+        seen: set = set()
+        counts = np.zeros(len(self.ids))
+        for i, group in enumerate(self.ids):
+            new = group - seen
+            counts[i] = len(new)
+            seen |= new
+        return counts
+
+
+MeterValue = float | Series | IdSeries
+
+
+@dataclass
+class Usage:
+    """Metered usage over one period."""
+
+    period: Period
+    meters: dict[str, MeterValue]
+    source: str = "<usage>"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The usage document (JSON-ready), in the same format it is read from."""
+        meters: dict[str, Any] = {}
+        for name, value in self.meters.items():
+            if isinstance(value, Series):
+                meters[name] = {"interval": value.interval.text, "values": value.values.tolist()}
+            elif isinstance(value, IdSeries):
+                ids = [sorted(g, key=str) for g in value.ids]
+                meters[name] = {"ids": ids[0]} if value.interval is None else {
+                    "interval": value.interval.text, "ids": ids}
+            else:
+                meters[name] = value
+        period = {"start": self.period.start.isoformat(), "end": self.period.end.isoformat()}
+        if self.period.tz.key != "UTC":
+            period["tz"] = self.period.tz.key
+        return {"period": period, "meters": meters, **self.extra}
+
+
+def load_usage(path: str | Path) -> Usage:
+    """Read a usage file (``.json``, or YAML for anything else)."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(source, None, "no such usage file") from None
+    except OSError as exc:
+        raise InputError(source, None, f"cannot read: {exc.strerror}") from None
+    return usage_from_dict(parse_document(text, source, json_first=path.suffix == ".json"), source)
+
+
+def parse_document(text: str, source: str, json_first: bool = False) -> Any:
+    """Parse JSON or YAML text; a syntax error becomes an InputError with line and column."""
+    if json_first:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(source, None, f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(source, None, f"malformed YAML{where}: {problem}") from None
+
+
+def usage_from_dict(doc: Any, source: str = "<usage>") -> Usage:
+    """Validate a usage document (already parsed) and build a :class:`Usage`."""
+    if not isinstance(doc, dict):
+        raise InputError(source, None, "a usage file must be a mapping with 'period' and 'meters'")
+    unknown = sorted(set(doc) - set(_TOP_KEYS))
+    if unknown:
+        raise InputError(source, unknown[0], f"unknown key; allowed: {', '.join(_TOP_KEYS)}")
+    period = _period(doc.get("period"), source)
+    raw_meters = doc.get("meters")
+    if not isinstance(raw_meters, dict):
+        raise InputError(source, "meters", "required: a mapping of meter name to a number or a series")
+    meters = {str(name): _meter(value, period, source, f"meters.{name}") for name, value in raw_meters.items()}
+    extra = {k: doc[k] for k in PASSTHROUGH_SECTIONS if k in doc}
+    return Usage(period=period, meters=meters, source=source, extra=extra)
+
+
+def _period(raw: Any, source: str) -> Period:
+    if not isinstance(raw, dict):
+        raise InputError(source, "period", "required: {start: DATE, end: DATE} with optional tz")
+    unknown = sorted(set(raw) - {"start", "end", "tz"})
+    if unknown:
+        raise InputError(source, f"period.{unknown[0]}", "unknown key; allowed: start, end, tz")
+    for key in ("start", "end"):
+        if key not in raw:
+            raise InputError(source, f"period.{key}", "required")
+    try:
+        return Period.create(raw["start"], raw["end"], raw.get("tz"))
+    except ValueError as exc:
+        raise InputError(source, "period", str(exc)) from None
+
+
+def _number(value: Any, source: str, field_: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(source, field_, f"expected a number, got {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise InputError(source, field_, f"must be a finite non-negative number, got {value!r}")
+    return float(value)
+
+
+def _meter(raw: Any, period: Period, source: str, field_: str) -> MeterValue:
+    if not isinstance(raw, dict):
+        return _number(raw, source, field_)
+    unknown = sorted(set(raw) - {"interval", "values", "ids"})
+    if unknown:
+        raise InputError(source, f"{field_}.{unknown[0]}", "unknown key; allowed: interval, values, ids")
+    if ("values" in raw) == ("ids" in raw):
+        raise InputError(source, field_, "a series needs exactly one of 'values' or 'ids'")
+    interval = None
+    if "interval" in raw:
+        try:
+            interval = Interval.parse(raw["interval"])
+        except ValueError as exc:
+            raise InputError(source, f"{field_}.interval", str(exc)) from None
+    elif "values" in raw:
+        raise InputError(source, f"{field_}.interval", "required for a series of values (e.g. 1min, 1h, 1d)")
+    if "ids" in raw:
+        return _ids(raw["ids"], interval, period, source, f"{field_}.ids")
+    values = _values(raw["values"], source, f"{field_}.values")
+    _check_length(len(values), interval, period, source, f"{field_}.values")
+    return Series(interval, values)
+
+
+def _values(raw: Any, source: str, field_: str) -> np.ndarray:
+    if not isinstance(raw, list):
+        raise InputError(source, field_, f"expected a list of numbers, got {type(raw).__name__}")
+    bad = next((i for i, v in enumerate(raw) if isinstance(v, bool) or not isinstance(v, int | float)), None)
+    if bad is not None:
+        raise InputError(source, f"{field_}[{bad}]", f"expected a number, got {raw[bad]!r}")
+    values = np.asarray(raw, dtype=np.float64)
+    wrong = np.flatnonzero(~np.isfinite(values) | (values < 0))
+    if wrong.size:
+        i = int(wrong[0])
+        raise InputError(source, f"{field_}[{i}]", f"must be a finite non-negative number, got {raw[i]!r}")
+    return values
+
+
+def _check_length(n: int, interval: Interval, period: Period, source: str, field_: str) -> None:
+    try:
+        expected = period.length(interval)
+    except ValueError as exc:
+        raise InputError(source, field_, str(exc)) from None
+    if n != expected:
+        raise InputError(
+            source, field_,
+            f"expected {expected} values (one per {interval.text} from {period.start.isoformat()} "
+            f"to {period.end.isoformat()}), got {n}",
+        )
+
+
+def _ids(raw: Any, interval: Interval | None, period: Period, source: str, field_: str) -> IdSeries:
+    if not isinstance(raw, list):
+        raise InputError(source, field_, "expected a list of ids (or of lists of ids per interval)")
+    if interval is None:
+        return IdSeries(None, [frozenset(_hashable(v, source, field_) for v in raw)])
+    groups = []
+    for i, group in enumerate(raw):
+        if not isinstance(group, list):
+            raise InputError(source, f"{field_}[{i}]", "expected a list of ids for this interval")
+        groups.append(frozenset(_hashable(v, source, f"{field_}[{i}]") for v in group))
+    _check_length(len(groups), interval, period, source, field_)
+    return IdSeries(interval, groups)
+
+
+def _hashable(v: Any, source: str, field_: str):
+    if isinstance(v, str | int) and not isinstance(v, bool):
+        return v
+    raise InputError(source, field_, f"an id must be a string or an integer, got {v!r}")
