@@ -114,6 +114,7 @@ class Bill:
     missing_meters: tuple[str, ...] = ()   # needed by the plan, absent from the usage (zero)
     addons: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    schedule: dict[str, str] = field(default_factory=dict)   # invoice/due/reminder/downgrade dates
 
     @property
     def total(self) -> Decimal:
@@ -139,6 +140,7 @@ class Bill:
             "unknown_meters": list(self.unknown_meters),
             "missing_meters": list(self.missing_meters),
             "notes": list(self.notes),
+            "schedule": dict(self.schedule),
         }
 
     def to_dataframe(self):

@@ -26,7 +26,7 @@ which notifications and violations take the time they happened.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 import numpy as np
@@ -68,7 +68,11 @@ class Measurement:
         before = float(self.progress[i - 1]) if i else 0.0
         step = float(self.progress[i]) - before
         frac = 0.0 if step <= 0 else min(1.0, max(0.0, (level - before) / step))
-        return start + timedelta(seconds=(end - start).total_seconds() * frac)
+        return period.at(period_offset(period, start) + (period_offset(period, end) - period_offset(period, start)) * frac)
+
+
+def period_offset(period: Period, t: datetime) -> float:
+    return (t.astimezone(UTC) - period.start.astimezone(UTC)).total_seconds()
 
 
 def to_decimal(x: float) -> Decimal:

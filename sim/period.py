@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -69,9 +69,15 @@ def parse_zone(name: str | None) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r}") from None
 
 
+def _elapsed(a: datetime, b: datetime) -> float:
+    """Seconds from ``a`` to ``b``. Through UTC: Python subtracts datetimes that share a tzinfo as wall-clock
+    times, which is an hour off across a daylight-saving change."""
+    return (b.astimezone(UTC) - a.astimezone(UTC)).total_seconds()
+
+
 @dataclass(frozen=True)
 class Period:
-    """``[start, end)`` in time zone ``tz``."""
+    """``[start, end)`` in time zone ``tz``. All arithmetic on it is done in UTC."""
 
     start: datetime
     end: datetime
@@ -88,7 +94,7 @@ class Period:
 
     @property
     def seconds(self) -> float:
-        return (self.end - self.start).total_seconds()
+        return _elapsed(self.start, self.end)
 
     @cached_property
     def day_starts(self) -> list[datetime]:
@@ -121,13 +127,17 @@ class Period:
     def interval_start(self, interval: Interval, index: int) -> datetime:
         if interval.daily:
             return self.day_starts[index]
-        return self.start + timedelta(seconds=interval.seconds * index)
+        return self.at(interval.seconds * index)
 
     def interval_end(self, interval: Interval, index: int) -> datetime:
         if interval.daily:
             starts = self.day_starts
             return starts[index + 1] if index + 1 < len(starts) else self.end
-        return min(self.end, self.start + timedelta(seconds=interval.seconds * (index + 1)))
+        return min(self.end, self.at(interval.seconds * (index + 1)))
+
+    def at(self, seconds: float) -> datetime:
+        """The instant ``seconds`` after the start, in the period's time zone."""
+        return (self.start.astimezone(UTC) + timedelta(seconds=seconds)).astimezone(self.tz)
 
     def day_bounds(self, interval: Interval) -> np.ndarray:
         """Index of the first value of each calendar day in a series with ``interval``.
@@ -137,5 +147,5 @@ class Period:
         """
         if interval.daily:
             return np.arange(self.days)
-        offsets = np.array([(d - self.start).total_seconds() for d in self.day_starts])
+        offsets = np.array([_elapsed(self.start, d) for d in self.day_starts])
         return np.ceil(offsets / interval.seconds).astype(np.int64)

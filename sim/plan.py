@@ -184,6 +184,15 @@ class AddOn(_Strict):
     description: str = ""
 
 
+class BillingTerms(_Strict):
+    """When the invoice for a period is issued and due, and what happens if it is not paid (IoT seed)."""
+
+    invoice_within_days: int = Field(ge=0, description="invoice issued at most this many days after the period")
+    due_day: int = Field(ge=1, le=28, description="payment due on this day of the month after the period")
+    reminder_days_before: int = Field(0, ge=0)
+    unpaid_downgrade_to: str | None = Field(None, description="plan the account falls back to if unpaid")
+
+
 class Plan(_Strict):
     """A price plan. See the README's "Plan files" section for every key."""
 
@@ -198,6 +207,7 @@ class Plan(_Strict):
     limits: list[Limit] = []
     notifications: Notifications | None = None
     addons: dict[str, AddOn] = {}
+    billing_terms: BillingTerms | None = None
     path: str = Field("", exclude=True, description="file the plan was read from (set by the loader)")
 
     @model_validator(mode="after")

@@ -55,7 +55,37 @@ def price(usage: Usage, plan: Plan, addons: Iterable[str] = (), apply_minimum: b
         missing_meters=tuple(sorted(m for m in used if m not in usage.meters)),
         addons=addons,
         notes=() if apply_minimum or not plan.minimum_commitment else ("minimum commitment not applied",),
+        schedule=billing_schedule(plan, usage),
     )
+
+
+def billing_schedule(plan: Plan, usage: Usage) -> dict[str, str]:
+    """Dates that follow from the plan's billing terms for this period (IoT seed, "Billing terms").
+
+    For November: invoice by December 5, due December 28, reminder December 25; if still unpaid when
+    the next invoice is issued on January 1, the account is downgraded to the free plan.
+    """
+    terms = plan.billing_terms
+    if terms is None:
+        return {}
+    from datetime import timedelta
+
+    end = usage.period.end.astimezone(usage.period.tz)
+    last_day = (end - timedelta(microseconds=1)).date()         # the period's last calendar day
+    first_after = last_day + timedelta(days=1)
+    due = first_after.replace(day=terms.due_day)
+    if due < first_after:                                      # period ends mid-month after the due day
+        due = (due + timedelta(days=32)).replace(day=terms.due_day)
+    next_period = (due.replace(day=1) + timedelta(days=32)).replace(day=1)
+    out = {
+        "invoice_by": (last_day + timedelta(days=terms.invoice_within_days)).isoformat(),
+        "due": due.isoformat(),
+        "reminder": (due - timedelta(days=terms.reminder_days_before)).isoformat(),
+    }
+    if terms.unpaid_downgrade_to:
+        out["downgrade_if_unpaid"] = next_period.isoformat()
+        out["downgrade_to"] = terms.unpaid_downgrade_to
+    return out
 
 
 def _fixed(item: str, amount: Decimal, description: str, explanation: str) -> BillLine:
@@ -116,7 +146,7 @@ def _violations(plan: Plan, measured: dict[str, Measurement], usage: Usage) -> l
             limit, what = lim.max, lim.description
         else:
             rel = lim.max_fraction_of
-            limit = measured[rel.metric].quantity * rel.fraction
+            limit = measured[rel.metric].converted * rel.fraction   # of the measured, not the derived, quantity
             what = lim.description or f"{rel.fraction} x {rel.metric}"
         if m.quantity > limit:
             at = None

@@ -70,4 +70,10 @@ def bill_table(bill: Bill) -> str:
     if bill.missing_meters:
         out.append(f"note: meters absent from the usage, counted as 0: {', '.join(bill.missing_meters)}")
     out += [f"note: {n}" for n in bill.notes]
+    if bill.schedule:
+        s = bill.schedule
+        text = f"billing: invoice by {s['invoice_by']}, due {s['due']}, reminder {s['reminder']}"
+        if "downgrade_to" in s:
+            text += f"; if unpaid on {s['downgrade_if_unpaid']}, downgraded to {s['downgrade_to']}"
+        out.append(text)
     return "\n".join(out)
