@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from sim import yamlio
 from sim.errors import InputError
 from sim.period import Interval, Period
 
@@ -112,7 +113,7 @@ def parse_document(text: str, source: str, json_first: bool = False) -> Any:
         except json.JSONDecodeError as exc:
             raise InputError(source, None, f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     try:
-        return yaml.safe_load(text)
+        return yamlio.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
