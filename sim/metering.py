@@ -31,6 +31,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 import numpy as np
 
+from sim.errors import InputError
 from sim.period import Interval, Period
 from sim.plan import Metric, Plan
 from sim.usage import IdSeries, MeterValue, Series, Usage
@@ -124,8 +125,6 @@ def measure(plan: Plan, usage: Usage) -> dict[str, Measurement]:
         try:
             raw, progress = aggregate(value, metric.aggregation, usage.period) if present else (0.0, None)
         except ValueError as exc:
-            from sim.errors import InputError
-
             raise InputError(usage.source, f"meters.{metric.meter}", f"{exc} (plan {plan.name}, metric {name})") from None
         aggregated = to_decimal(raw)
         factor = metric.factor

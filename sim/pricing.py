@@ -106,10 +106,8 @@ def _charge_line(plan: Plan, charge, m: Measurement) -> BillLine:
         why = [f"{metric.meter} not in the usage: counted as 0"]
     if m.derived_from:
         why.append(f"billed as {m.derived_from}")
-    if metric.round is not None and m.quantity != (m.converted if not m.derived_from else m.quantity):
+    if metric.round is not None:
         why.append(f"rounded {metric.round.mode} to {_q(m.quantity)}")
-    elif metric.round is not None:
-        why.append(f"rounded {metric.round.mode}: {_q(m.quantity)}")
     if charge.included:
         why.append(f"minus {_q(charge.included)} included = {_q(billable)} {unit}")
     price_text = {
