@@ -1,0 +1,605 @@
+"""The IoT tracker fleet: telemetry over MQTT into per-device platform buffers (IoT seed 004).
+
+What it models, and why each part is there:
+
+* **Schedule** (``iot_schedule``): trackers report every 10-30 s while moving and every 300 s while
+  parked; trips follow a diurnal shape. Counts come from closed forms, so a month of a 10,000-device
+  fleet is not 860 M events.
+* **Wire** (``sim.protocol``): exact MQTT 3.1.1 / 5 packet sizes over TLS and TCP/IP, PINGREQ/PINGRESP
+  when a device has been silent for one keep-alive interval, full or resumed TLS handshakes.
+* **Links** (``iot_links``): cellular drops kill connections silently; devices notice, back off
+  (1 s doubling to 128 s) and reconnect, paying a handshake. QoS 0 messages sent into a dead link
+  are lost; everything else waits on the device and is sent on reconnection.
+* **Platform**: each device has a buffer with a TTL; an application may read and clear all buffers
+  every K minutes (the seed's storage tip). Storage is snapshotted every minute (seed: "snapshot the
+  storage ... every minute and calculate the daily average").
+* **Limits acting on the world** (``enforcer``): a channel whose messages in a minute exceed its limit
+  is suspended (all connections closed at the crossing, the excess messages rejected, reconnects
+  rejected for ``suspend_s`` seconds, each paying a handshake: the reconnect storm the seed's
+  "channel suspended for 1 minute" implies).
+
+Conservation (checked by the tests)::
+
+    sent = delivered + dropped + rejected + discarded + pending_on_device_at_end
+    delivered = read + expired + in_buffer_at_end
+
+Defaults cite ``shared/reference/protocol-facts.md`` as "PF §x"; values marked *assumption* have no
+source there and are parameters for that reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+import pydantic
+import simpy
+from pydantic import Field
+
+from sim.meters import MeterBook
+from sim.protocol import Protocol, ProtocolConfig
+from sim.world import iot_links as links
+from sim.world.iot_schedule import Segments, build_segments, split_by_minute, trips
+
+I64 = np.int64
+
+#: Trip starts per local hour: night trough ~0.2 of the mean, commute peaks ~1.7x the mean. The shape
+#: follows PF §6 ``diurnal_profile`` (peak/mean 1.7, trough 0.2 at 03:00-05:00, Cisco VNI) -- a traffic
+#: profile adopted for vehicle trips (assumption).
+DEFAULT_HOUR_WEIGHTS: tuple[float, ...] = (
+    0.2, 0.2, 0.2, 0.2, 0.2, 0.5, 1.1, 1.7, 1.7, 1.3, 1.1, 1.1,
+    1.2, 1.2, 1.2, 1.3, 1.6, 1.7, 1.6, 1.3, 0.9, 0.6, 0.4, 0.3,
+)  # fmt: skip
+
+
+class IotFleetConfig(pydantic.BaseModel, extra="forbid"):
+    """A fleet of GPS trackers publishing telemetry to an IoT platform (flespi-like) over MQTT."""
+
+    # -- fleet and platform elements ------------------------------------------------------------------
+    devices: int = Field(
+        1000, ge=1, description="Trackers in the fleet; each is one platform device (daily count)."
+    )
+    channels: int = Field(
+        1,
+        ge=1,
+        description="Channels the devices connect to; devices are split into equal contiguous blocks.",
+    )
+    streams: int = Field(
+        1, ge=0, description="Streams forwarding messages to the owner's servers (element count)."
+    )
+    containers: int = Field(0, ge=0, description="Containers (static element count per day).")
+    abques: int = Field(0, ge=0, description="Abques (static element count per day).")
+    cdns: int = Field(0, ge=0, description="CDNs (static element count per day).")
+    tokens: int = Field(1, ge=0, description="Access tokens (static element count per day).")
+    subaccounts: int = Field(0, ge=0, description="Subaccounts (static element count per day).")
+    limits: int = Field(0, ge=0, description="Limits attached to subaccounts (static element count per day).")
+    persistent_sessions: bool = Field(
+        True,
+        description="Devices connect with clean-session off, so each keeps an MQTT session on the broker "
+        "(counted as MQTT sessions every day).",
+    )
+    extra_mqtt_sessions: int = Field(
+        1, ge=0, description="Other MQTT sessions, e.g. the owner's application subscribing to the fleet."
+    )
+
+    # -- behaviour ----------------------------------------------------------------------------------------
+    moving_interval_s: tuple[int, int] = Field(
+        (10, 30),
+        description="Report interval while moving, seconds; each device draws an integer uniformly in "
+        "[min, max] (typical tracker configuration, assumption).",
+    )
+    parked_interval_s: int = Field(
+        300, ge=1, description="Report interval while parked, seconds (assumption)."
+    )
+    moving_fraction: float = Field(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        description="Long-run fraction of time a device is moving (1 = always, 0 = never).",
+    )
+    trip_minutes_mean: float = Field(30.0, gt=0.0, description="Mean trip length, minutes (exponential).")
+    hour_weights: tuple[float, ...] = Field(
+        DEFAULT_HOUR_WEIGHTS,
+        description="Relative trip starts per local hour 0..23 (PF §6 diurnal_profile shape).",
+    )
+    utc_offset_hours: int = Field(
+        0, ge=-12, le=14, description="Fleet's local time zone for the diurnal shape."
+    )
+    payload_bytes: tuple[int, int] = Field(
+        (100, 300),
+        description="Telemetry JSON payload size, bytes, uniform integer in [min, max] (position, speed, "
+        "ignition, battery ...; assumption).",
+    )
+
+    # -- protocol -----------------------------------------------------------------------------------------
+    mqtt_version: Literal["3.1.1", "5"] = Field(
+        "3.1.1", description="PF §6 mqtt_version: 3.1.1 (5 as option)."
+    )
+    qos: Literal[0, 1] = Field(
+        1,
+        description="PUBLISH QoS. 1: PUBACK per message, nothing lost with a dropped link; 0: lost (PF §3.1).",
+    )
+    topic_len: int = Field(23, ge=0, description="Topic length, bytes (PF §3.1 [M-MQTT] 23-B topic).")
+    client_id_len: int = Field(24, ge=0, description="MQTT client id length (PF §3.1 [M-MQTT] CONNECT).")
+    keepalive_s: int = Field(
+        60, ge=1, le=65535, description="MQTT keep-alive, seconds (PF §6 mqtt_keepalive: 60 s IoT)."
+    )
+    server_timeout_factor: float = Field(
+        1.5,
+        ge=1.0,
+        description="Server drops a silent client after this x keep-alive (MQTT 3.1.1 [MQTT-3.1.2-24]).",
+    )
+    tls: Literal["off", "1.2", "1.3"] = Field("1.3", description="PF §6 tls_version: TLS 1.3.")
+    cert_chain: Literal["ecdsa", "rsa"] = Field(
+        "ecdsa", description="PF §6 cert_chain: ECDSA P-256 + intermediate."
+    )
+    mss: int = Field(1378, ge=64, description="TCP MSS on cellular (PF §6 tcp_mss: 1,378 B for MTU 1,430).")
+    tls_resumption_probability: float = Field(
+        0.8, ge=0.0, le=1.0, description="Chance a reconnect within the ticket lifetime resumes (PF §6)."
+    )
+    ticket_lifetime_s: int = Field(
+        7200, ge=0, description="TLS ticket lifetime (PF §1.4: OpenSSL default 7,200 s)."
+    )
+
+    # -- cellular links -----------------------------------------------------------------------------------
+    drops_per_device_per_day: float = Field(
+        2.0,
+        ge=0.0,
+        description="Silent connection deaths per device per day (cell changes, coverage; assumption).",
+    )
+    coverage_gap_mean_s: float = Field(
+        60.0,
+        ge=0.0,
+        description="Mean time without coverage after a drop, seconds (exponential; assumption).",
+    )
+    detect_s: int | None = Field(
+        None,
+        ge=0,
+        description="Seconds until a device notices a dead link; default one keep-alive (the client expects "
+        "a PINGRESP 'within a reasonable amount of time', MQTT 3.1.1 §3.1.2.10).",
+    )
+    backoff_initial_s: int = Field(1, ge=1, description="First reconnect delay (PF §3.1: AWS IoT SDK 1 s).")
+    backoff_max_s: int = Field(128, ge=1, description="Reconnect delay cap (PF §3.1: AWS IoT SDK 128 s).")
+
+    # -- platform buffers ---------------------------------------------------------------------------------
+    buffer_ttl_min: int = Field(
+        10080,
+        ge=1,
+        description="Device buffer message TTL, minutes (7 days, assumption; seed tip: lower it).",
+    )
+    read_every_min: int | None = Field(
+        None,
+        ge=1,
+        description="The owner's application reads and clears all device buffers every K minutes "
+        "(seed tip); None = never, messages leave by TTL only.",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _ranges(self) -> IotFleetConfig:
+        if not 1 <= self.moving_interval_s[0] <= self.moving_interval_s[1]:
+            raise ValueError("moving_interval_s must be [min, max] with 1 <= min <= max")
+        if not 0 <= self.payload_bytes[0] <= self.payload_bytes[1]:
+            raise ValueError("payload_bytes must be [min, max] with 0 <= min <= max")
+        if len(self.hour_weights) != 24 or min(self.hour_weights) < 0 or sum(self.hour_weights) <= 0:
+            raise ValueError("hour_weights needs 24 non-negative weights with a positive sum")
+        return self
+
+    def protocol_config(self) -> ProtocolConfig:
+        return ProtocolConfig(
+            app="mqtt311" if self.mqtt_version == "3.1.1" else "mqtt5",
+            tls=self.tls,
+            cert_chain=self.cert_chain,
+            mss=self.mss,
+            mqtt_qos=self.qos,
+            mqtt_topic_len=self.topic_len,
+            mqtt_client_id_len=self.client_id_len,
+        )
+
+
+@dataclass
+class IotLimits:
+    """The enforcer contract: what a plan's limits tell the fleet (``None`` = unlimited).
+
+    The fleet asks, per channel and minute, whether the channel's received messages exceed
+    ``channel_messages_per_minute``. On the first crossing (to the second) it acts as the seed's
+    "channel suspended for 1 minute": messages beyond the limit in that second are rejected (QoS 0:
+    lost; QoS 1: no PUBACK, so the device re-sends them after reconnecting), every connection of the
+    channel is closed one second later, and for ``suspend_s`` seconds new connections are rejected
+    (each attempt pays a handshake). Devices reconnect on their back-off schedule: the reconnect storm.
+    ``notify(event, **info)`` if present is called for each suspension.
+
+    Not yet acting (next issue): ``channel_bytes_per_minute``, ``channel_connections``,
+    ``device_buffer_bytes`` (buffer full -> new messages discarded), ``mqtt_sessions``.
+    """
+
+    channel_messages_per_minute: int | None = None
+    suspend_s: int = 60
+    channel_bytes_per_minute: float | None = None
+    channel_connections: int | None = None
+    device_buffer_bytes: float | None = None
+    mqtt_sessions: int | None = None
+
+
+def _child(seed: np.random.SeedSequence, name: str) -> np.random.Generator:
+    """A named stream that does not depend on call order (and does not mutate ``seed``)."""
+    from sim.rng import name_key
+
+    return np.random.default_rng(
+        np.random.SeedSequence(
+            entropy=seed.entropy, spawn_key=(*seed.spawn_key, name_key("iot"), name_key(name))
+        )
+    )
+
+
+class _Fleet:
+    """One run: schedule and outages, processed in chunks of minutes with roll-back on a suspension."""
+
+    def __init__(self, cfg: IotFleetConfig, days: int, seed: np.random.SeedSequence, enforcer: Any) -> None:
+        self.cfg = cfg
+        self.enforcer = enforcer
+        self.n = cfg.devices
+        self.minutes = days * 1440
+        self.seconds = self.minutes * 60
+        self.chan_of = (np.arange(self.n, dtype=I64) * cfg.channels) // self.n
+        self.chan_start = np.searchsorted(self.chan_of, np.arange(cfg.channels + 1))
+        self.proto = Protocol(cfg.protocol_config())
+        self.detect_s = cfg.keepalive_s if cfg.detect_s is None else cfg.detect_s
+
+        rng = _child(seed, "schedule")
+        hours = np.roll(
+            np.asarray(cfg.hour_weights, float), cfg.utc_offset_hours
+        )  # local hour h at UTC h - off
+        t_dev, t_s, t_e = trips(rng, self.n, days, cfg.moving_fraction, cfg.trip_minutes_mean, hours)
+        lo, hi = cfg.moving_interval_s
+        mov_int = _child(seed, "intervals").integers(lo, hi + 1, size=self.n).astype(I64)
+        phase = _child(seed, "phase").random(self.n)
+        self.seg: Segments = build_segments(
+            self.n, self.minutes, t_dev, t_s, t_e, mov_int, cfg.parked_interval_s, cfg.keepalive_s, phase
+        )
+
+        self.windows = links.Windows()
+        self.out = links.empty_outages()
+        if cfg.drops_per_device_per_day > 0:
+            d = links.cellular_drops(
+                _child(seed, "drops"), self.n, self.chan_of, self.seconds,
+                cfg.drops_per_device_per_day, cfg.coverage_gap_mean_s, self.detect_s,
+            )  # fmt: skip
+            self.out.extend(**d)
+        self._settle()
+        self.susp_rng = _child(seed, "suspensions")
+
+        m = self.minutes
+        self.sent = np.zeros(m, I64)  # schedule messages generated
+        self.arrivals = np.zeros(m, I64)  # messages reaching the platform (incl. rejected)
+        self.dropped = np.zeros(m, I64)
+        self.rejected = np.zeros(m, I64)  # QoS 0 rejected (lost)
+        self.requeued = np.zeros(m, I64)  # QoS 1 rejected (re-sent later)
+        self.pings = np.zeros(m, I64)
+        self.ch_arrivals = np.zeros((cfg.channels, m), I64)
+        self.rej_adjust: dict[
+            tuple[int, int], int
+        ] = {}  # (channel, minute) -> messages rejected at the crossing
+        self.suspensions: list[tuple[int, int]] = []
+
+    def _settle(self) -> None:
+        cfg = self.cfg
+        self.out.settle(self.windows, cfg.backoff_initial_s, cfg.backoff_max_s, self.seconds)
+
+    # -- one chunk ------------------------------------------------------------------------------------
+    def _chunk(self, m0: int, m1: int) -> dict[str, np.ndarray]:
+        """Per-minute results for ``[m0, m1)`` given the current outages (a pure function of them)."""
+        seg, o, L = self.seg, self.out, m1 - m0
+        rep, ping = seg.grid(m0, m1, self.n)
+        sent = rep.sum(axis=0)
+        t0, t1 = m0 * 60, m1 * 60
+        a = np.flatnonzero(o.active & (o.t_down < t1) & (o.t_up > t0))
+        dropped = np.zeros(L, I64)
+        if len(a):
+            # Everything scheduled while the link is down leaves the grid ...
+            p, mi, x, y = split_by_minute(np.maximum(o.t_down[a], t0), np.minimum(o.t_up[a], t1))
+            r, pg = seg.window_counts(o.dev[a][p], x, y, mi)
+            np.subtract.at(rep, (o.dev[a][p], mi - m0), r)
+            np.subtract.at(ping, (o.dev[a][p], mi - m0), pg)
+            if self.cfg.qos == 0:  # ... and QoS 0 sent into the dead link before detection is lost
+                p, mi, x, y = split_by_minute(
+                    np.maximum(o.t_down[a], t0), np.minimum(o.t_detect[a], np.minimum(o.t_up[a], t1))
+                )
+                r, _ = seg.window_counts(o.dev[a][p], x, y, mi)
+                dropped = np.bincount(mi - m0, weights=r, minlength=L).astype(I64)
+        # Messages waiting on the device go out at reconnection.
+        u = np.flatnonzero(o.active & (o.t_up >= t0) & (o.t_up < t1))
+        if len(u):
+            waiting = self._waiting(u)
+            np.add.at(rep, (o.dev[u], o.t_up[u] // 60 - m0), waiting)
+        ch = np.add.reduceat(rep, self.chan_start[:-1], axis=0) if self.n else np.zeros((0, L), I64)
+        return {
+            "sent": sent,
+            "arrivals": rep.sum(axis=0),
+            "pings": ping.sum(axis=0),
+            "dropped": dropped,
+            "ch": ch,
+        }
+
+    def _waiting(self, rows: np.ndarray) -> np.ndarray:
+        """Messages a device sends on reconnecting: scheduled during the outage (QoS 0: after detection),
+        within the period, plus QoS 1 messages rejected at a suspension."""
+        o = self.out
+        start = o.t_detect[rows] if self.cfg.qos == 0 else o.t_down[rows]
+        end = np.minimum(o.t_up[rows], self.seconds)
+        start = np.minimum(start, end)
+        p, mi, x, y = split_by_minute(start, end)
+        r, _ = self.seg.window_counts(o.dev[rows][p], x, y, mi)
+        return np.bincount(p, weights=r, minlength=len(rows)).astype(I64) + o.requeued[rows]
+
+    def _commit(self, res: dict[str, np.ndarray], m0: int, k: int) -> None:
+        s = slice(m0, m0 + k)
+        for name in ("sent", "arrivals", "pings", "dropped"):
+            getattr(self, name)[s] = res[name][:k]
+        self.ch_arrivals[:, s] = res["ch"][:, :k]
+
+    # -- limits ---------------------------------------------------------------------------------------
+    def _first_violation(self, res: dict[str, np.ndarray], m0: int) -> tuple[int, int] | None:
+        limit = getattr(self.enforcer, "channel_messages_per_minute", None) if self.enforcer else None
+        if limit is None:
+            return None
+        ch = res["ch"].copy()
+        for (c, mm), n in self.rej_adjust.items():
+            if m0 <= mm < m0 + ch.shape[1]:
+                ch[c, mm - m0] -= n
+        over = np.argwhere(ch.T > limit)  # rows (minute, channel), minute-major
+        if len(over) == 0:
+            return None
+        mi, c = over[0]
+        return int(c), int(m0 + mi)
+
+    def _suspend(self, c: int, minute: int) -> None:
+        """Close channel ``c`` at the second its messages in ``minute`` cross the limit."""
+        cfg, o, seg = self.cfg, self.out, self.seg
+        limit = int(self.enforcer.channel_messages_per_minute)
+        devs = np.arange(self.chan_start[c], self.chan_start[c + 1], dtype=I64)
+        secs = np.arange(60, dtype=I64)
+        base = minute * 60
+        dd = np.repeat(devs, 60)
+        ss = np.tile(secs, len(devs)) + base
+        per = seg.window_counts(dd, ss, ss + 1, np.full(len(dd), minute, I64))[0].reshape(len(devs), 60)
+        # remove seconds inside outages, add reconnect bursts
+        a = np.flatnonzero(o.active & (o.chan == c) & (o.t_down < base + 60) & (o.t_up > base))
+        for r in a:
+            i = o.dev[r] - devs[0]
+            lo, hi = max(o.t_down[r] - base, 0), min(o.t_up[r] - base, 60)
+            per[i, lo:hi] = 0
+        u = a[(o.t_up[a] >= base) & (o.t_up[a] < base + 60)]
+        if len(u):
+            np.add.at(per, (o.dev[u] - devs[0], o.t_up[u] - base), self._waiting(u))
+        cum = np.cumsum(per.sum(axis=0))
+        s_star = int(np.argmax(cum > limit))
+        before = int(cum[s_star - 1]) if s_star else 0
+        at = per[:, s_star]
+        cs = np.cumsum(at)
+        accepted = np.clip(limit - before - (cs - at), 0, at)
+        rej = at - accepted
+        n_rej = int(rej.sum())
+        self.rej_adjust[(c, minute)] = n_rej
+        (self.requeued if cfg.qos == 1 else self.rejected)[minute] += n_rej
+        t_close = base + s_star + 1
+        self.windows.add(c, t_close, t_close + int(self.enforcer.suspend_s))
+        up = ~o.down_at(devs, t_close)
+        k = int(up.sum())
+        self.out.extend(
+            dev=devs[up], chan=np.full(k, c, I64), kind=np.zeros(k, I64), t_down=np.full(k, t_close, I64),
+            t_detect=np.full(k, t_close, I64), t_cover=np.full(k, t_close, I64),
+            u_resume=self.susp_rng.random(k), requeued=(rej if cfg.qos == 1 else np.zeros_like(rej))[up],
+        )  # fmt: skip
+        self._settle()
+        self.suspensions.append((c, t_close))
+        notify = getattr(self.enforcer, "notify", None)
+        if callable(notify):
+            notify("channel_suspended", channel=c, t=t_close, rejected=n_rej)
+
+    # -- run ------------------------------------------------------------------------------------------
+    def chunks(self):
+        """Generator: process the period chunk by chunk, yielding the end minute of each committed chunk."""
+        size = int(max(60, min(1440, 3_000_000 // max(self.n, 1))))
+        m = 0
+        while m < self.minutes:
+            m1 = min(m + size, self.minutes)
+            while m < m1:
+                res = self._chunk(m, m1)
+                v = self._first_violation(res, m)
+                if v is None:
+                    self._commit(res, m, m1 - m)
+                    m = m1
+                else:
+                    c, vm = v
+                    self._commit(res, m, vm - m)
+                    self._suspend(c, vm)
+                    m = vm
+            yield m
+
+    # -- results --------------------------------------------------------------------------------------
+    def write(self, book: MeterBook, seed: np.random.SeedSequence) -> dict:
+        cfg, o, M, T = self.cfg, self.out, self.minutes, self.seconds
+        rng = _child(seed, "payload")
+        lo, hi = cfg.payload_bytes
+        sizes = np.arange(lo, hi + 1, dtype=I64)
+        probs = np.full(len(sizes), 1.0 / len(sizes))
+        failed = self.rejected + self.requeued
+        delivered = self.arrivals - failed
+        h_del = rng.multinomial(delivered, probs)  # (M, S): messages of each size per minute
+        h_rej = rng.multinomial(failed, probs)
+        table = self.proto.messages(sizes, "in")
+        hist = h_del + h_rej
+        cat = {"payload": ("in", "payload"), "app_protocol": ("in", "app_protocol"),
+               "tls_record": ("in", "tls_record"), "tcpip": ("in", "tcpip"), "ack_tcpip": ("out", "tcpip"),
+               "ack_app": ("out", "app_protocol"), "ack_tls_record": ("out", "tls_record")}  # fmt: skip
+        minutes = np.arange(M)
+        for key, (d, c) in cat.items():
+            book.add_bytes(d, c, minutes, hist @ table[key].astype(float))
+        _add_event_bytes(book, self.proto.keepalive(), minutes, self.pings)
+
+        # connections, handshakes, rejected attempts
+        act = o.active
+        conn = act & (o.t_up < T)
+        ticket_ok = self.proto.cfg.session_tickets and cfg.tls != "off"
+        resumed = (
+            conn
+            & ticket_ok
+            & (o.t_up - o.prev_up <= cfg.ticket_lifetime_s)
+            & (o.u_resume < cfg.tls_resumption_probability)
+        )
+        for flag in (False, True):
+            sel = conn & (resumed == flag)
+            _add_event_bytes(book, self.proto.connect(flag), o.t_up[sel] // 60, 1)
+        rej_in = o.rej_t < T
+        rr, rt = o.rej_row[rej_in], o.rej_t[rej_in]
+        r_res = (
+            ticket_ok
+            & (rt - o.prev_up[rr] <= cfg.ticket_lifetime_s)
+            & (o.u_resume[rr] < cfg.tls_resumption_probability)
+        )
+        for flag in (False, True):
+            _add_event_bytes(book, self.proto.connect(flag), rt[r_res == flag] // 60, 1)
+        closes = act & (o.kind == 0) & (o.t_down < T)
+        _add_event_bytes(book, self.proto.disconnect(True), o.t_down[closes] // 60, 1)
+
+        # server-side connection level: a device is off from the server's close to its reconnection
+        srv_close = np.where(
+            o.kind == 0,
+            o.t_down,
+            np.minimum(o.t_down + int(np.ceil(cfg.server_timeout_factor * cfg.keepalive_s)), o.t_up),
+        )
+        diff = np.zeros(M + 1, I64)
+        np.add.at(diff, np.minimum(srv_close[act] // 60, M), 1)
+        np.add.at(diff, np.minimum(np.minimum(o.t_up[act], T) // 60, M), -1)
+        level = self.n - np.cumsum(diff)[:M]
+        book.set_level("iot_connections", level)
+
+        # buffers: TTL k minutes, reads at minutes R, 2R, ... (start of minute, after expiry)
+        payload_min = h_del @ sizes.astype(float)
+        stored, fate = _buffer(delivered, payload_min, cfg.buffer_ttl_min, cfg.read_every_min)
+        book.set_level("iot_stored_bytes", stored)
+        book.add_series("iot_messages", minutes, delivered)
+        book.add_series("iot_pings", minutes, self.pings)
+
+        still_down = np.flatnonzero(act & (o.t_up >= T))
+        pending = int(self._waiting(still_down).sum()) if len(still_down) else 0
+        counts = {
+            "iot_messages_sent": int(self.sent.sum()),
+            "iot_delivered": int(delivered.sum()),
+            "iot_expired": fate["expired"],
+            "iot_read": fate["read"],
+            "iot_in_buffer_end": fate["in_buffer"],
+            "iot_dropped": int(self.dropped.sum()),
+            "iot_rejected": int(self.rejected.sum()),
+            "iot_retransmitted": int(self.requeued.sum()),
+            "iot_discarded": 0,
+            "iot_pending_on_device_end": pending,
+            "iot_keepalives": int(self.pings.sum()),
+            "connections": int(conn.sum()),
+            "full_handshakes": int((conn & ~resumed).sum() + (~r_res).sum()),
+            "resumed_handshakes": int(resumed.sum() + r_res.sum()),
+            "rejected_connections": int(len(rt)),
+            "channel_suspensions": len(self.suspensions),
+        }
+        for k, v in counts.items():
+            book.count(k, v)
+
+        days = M // 1440
+        daily = {
+            "channels": cfg.channels,
+            "streams": cfg.streams,
+            "devices": cfg.devices,
+            "mqtt_sessions": (cfg.devices if cfg.persistent_sessions else 0) + cfg.extra_mqtt_sessions,
+            "containers": cfg.containers,
+            "abques": cfg.abques,
+            "cdns": cfg.cdns,
+            "tokens": cfg.tokens,
+            "subaccounts": cfg.subaccounts,
+            "limits": cfg.limits,
+        }
+        meters: dict[str, Any] = {k: {"interval": "1d", "values": [v] * days} for k, v in daily.items()}
+        meters["stored_bytes"] = {"interval": "1min", "values": [int(v) for v in stored]}
+        meters["peak_ccu"] = int(level.max()) if M else 0
+        return meters
+
+
+def _add_event_bytes(book: MeterBook, b, minute, n) -> None:
+    """Add ``n`` (scalar or per-minute array) events of traffic ``b`` (a :class:`sim.protocol.Bytes`)."""
+    minute = np.atleast_1d(np.asarray(minute, dtype=I64))
+    if minute.size == 0:
+        return
+    n = np.broadcast_to(np.asarray(n, dtype=float), minute.shape)
+    for d, side in (("out", b.out), ("in", b.inb)):
+        for c, v in side.items():
+            book.add_bytes(d, c, minute, n * v)
+
+
+def _buffer(
+    count: np.ndarray, nbytes: np.ndarray, ttl: int, read_every: int | None
+) -> tuple[np.ndarray, dict]:
+    """Buffer level (end of each minute) and message fates for per-minute deliveries.
+
+    A message delivered in minute ``m`` expires at the start of minute ``m + ttl``; a read at the start
+    of minute ``r`` (a multiple of ``read_every``) takes everything delivered before ``r`` still
+    there. So the level at the end of minute ``m`` holds minutes ``max(m - ttl + 1, last read) .. m``,
+    and a constant arrival of ``b`` bytes/minute settles at exactly ``b * ttl`` (Little's law).
+    """
+    M = len(count)
+    m = np.arange(M)
+    lo = m - ttl + 1
+    if read_every:
+        lo = np.maximum(lo, (m // read_every) * read_every)
+    lo = np.maximum(lo, 0)
+    cb = np.concatenate(([0.0], np.cumsum(nbytes)))
+    stored = cb[m + 1] - cb[lo]
+    if read_every:
+        next_read = (m // read_every + 1) * read_every
+        read = next_read <= np.minimum(m + ttl - 1, M - 1)
+    else:
+        read = np.zeros(M, bool)
+    expired = ~read & (m + ttl <= M - 1)
+    n_read, n_exp = int(count[read].sum()), int(count[expired].sum())
+    return stored, {"read": n_read, "expired": n_exp, "in_buffer": int(count.sum()) - n_read - n_exp}
+
+
+def simulate_fleet(
+    cfg: IotFleetConfig,
+    *,
+    start: datetime,
+    days: int,
+    seed: np.random.SeedSequence,
+    book: MeterBook,
+    env: simpy.Environment | None = None,
+    enforcer: Any = None,
+) -> dict:
+    """Run the fleet for ``days`` from ``start``; write traffic into ``book``; return element meters.
+
+    ``book`` receives bytes by category per minute, the series ``iot_messages``/``iot_pings`` and the
+    levels ``iot_connections`` and ``iot_stored_bytes``, and the counts listed in the module doc.
+    The return value holds usage-file meters: daily element counts, per-minute ``stored_bytes`` and
+    ``peak_ccu``.
+
+    ``env``: when given, the fleet runs as a SimPy process that advances one chunk (<= 1 day) per
+    ``env.timeout`` (env time in seconds from ``start``), so other processes interleave with it; the
+    call returns after ``env.run(until=<fleet process>)``. ``enforcer``: an :class:`IotLimits`-like
+    object (``None`` = no limits acting on the world).
+
+    ``start`` only anchors the period: the diurnal shape is in the fleet's local hours
+    (``utc_offset_hours``) and assumes ``start`` is at 00:00 UTC.
+    """
+    del start  # the book carries the calendar; minute 0 is the period start
+    fleet = _Fleet(cfg, days, seed, enforcer)
+    if env is None:
+        for _ in fleet.chunks():
+            pass
+    else:
+        t0 = env.now
+
+        def proc():
+            for m in fleet.chunks():
+                yield env.timeout(max(0, t0 + m * 60 - env.now))
+
+        env.run(until=env.process(proc()))
+    return fleet.write(book, seed)

@@ -1,0 +1,207 @@
+"""Connection outages of tracker links: cellular drops, channel suspensions, reconnect back-off.
+
+Why a table, not a SimPy process per device: a tracker loses its link a few times a day, so a month
+of a 10,000-device fleet has a few 10^5 outages. Each outage is one row; its reconnect time follows in
+closed form from the back-off schedule, the coverage gap and the channel's suspension windows, so
+a new suspension (a plan limit acting during the run) is applied by recomputing rows, not by
+replaying events.
+
+An outage row: the link dies at ``t_down`` (silently for a cellular drop, by the server for a
+suspension), the device notices at ``t_detect``, radio coverage is back at ``t_cover``, and the device
+tries to reconnect at ``t_detect + 1, +2, +4, ...`` seconds (back-off doubling to a cap, AWS IoT SDK,
+protocol-facts §3.1). An attempt before ``t_cover`` fails without reaching the platform; an attempt
+during a suspension of the device's channel reaches it, pays a handshake and is rejected; the first
+other attempt is the reconnection ``t_up``. The server keeps the dead connection until the MQTT
+server timeout (1.5 x keep-alive, MQTT 3.1.1 [MQTT-3.1.2-24]) or until the device reconnects with
+the same client id ([MQTT-3.1.4-2]), whichever is first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+I64 = np.int64
+_BIG = I64(1) << 40  # > any time in seconds we handle; separates devices/channels in combined keys
+_NEVER = I64(1) << 39
+
+
+@dataclass
+class Outages:
+    """Outage rows, kept sorted by (device, t_down, kind); kind 0 = suspension close, 1 = cellular drop."""
+
+    dev: np.ndarray
+    chan: np.ndarray
+    kind: np.ndarray
+    t_down: np.ndarray
+    t_detect: np.ndarray
+    t_cover: np.ndarray
+    u_resume: np.ndarray
+    requeued: np.ndarray  # QoS 1 messages the platform rejected at the close, re-sent after reconnecting
+    # derived by :meth:`settle`
+    t_up: np.ndarray = field(default_factory=lambda: np.zeros(0, I64))
+    active: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    prev_up: np.ndarray = field(default_factory=lambda: np.zeros(0, I64))
+    rej_row: np.ndarray = field(default_factory=lambda: np.zeros(0, I64))
+    rej_t: np.ndarray = field(default_factory=lambda: np.zeros(0, I64))
+
+    def __len__(self) -> int:
+        return len(self.dev)
+
+    def extend(self, **cols: np.ndarray) -> None:
+        """Append rows and restore the sort order."""
+        names = ("dev", "chan", "kind", "t_down", "t_detect", "t_cover", "u_resume", "requeued")
+        for n in names:
+            setattr(
+                self,
+                n,
+                np.concatenate((getattr(self, n), np.asarray(cols[n]).astype(getattr(self, n).dtype))),
+            )
+        order = np.lexsort((self.kind, self.t_down, self.dev))
+        for n in names:
+            setattr(self, n, getattr(self, n)[order])
+
+    def settle(self, windows: Windows, backoff0: int, backoff_max: int, horizon: int) -> None:
+        """Recompute reconnect times, rejected attempts and which rows are real.
+
+        A row is void when its device was already down (an earlier active row's ``t_up`` is later
+        than its ``t_down``); voiding is a fixed point because ``t_up`` of a row does not depend on
+        other rows.
+        """
+        self.t_up, self.rej_row, self.rej_t = reconnect(
+            self.t_detect, self.t_cover, self.chan, windows, backoff0, backoff_max, horizon
+        )
+        active = np.ones(len(self), bool)
+        for _ in range(1000):
+            prev = _prev_max_per_dev(self.dev, np.where(active, self.t_up, -1))
+            new = self.t_down >= prev
+            if np.array_equal(new, active):
+                break
+            active = new
+        self.active = active
+        self.prev_up = _prev_max_per_dev(self.dev, np.where(active, self.t_up, -_NEVER))
+        keep = active[self.rej_row] if len(self.rej_row) else np.zeros(0, bool)
+        self.rej_row, self.rej_t = self.rej_row[keep], self.rej_t[keep]
+
+    def down_at(self, dev: np.ndarray, t: int) -> np.ndarray:
+        """Whether each device in ``dev`` is inside an active outage at time ``t``."""
+        act = np.flatnonzero(self.active)
+        key = self.dev[act] * _BIG + self.t_down[act]
+        i = np.searchsorted(key, dev * _BIG + t, side="right") - 1
+        ok = i >= 0
+        row = act[np.maximum(i, 0)]
+        return ok & (self.dev[row] == dev) & (self.t_up[row] > t)
+
+
+@dataclass
+class Windows:
+    """Channel suspension windows ``[start, end)``, sorted by (channel, start)."""
+
+    chan: np.ndarray = field(default_factory=lambda: np.zeros(0, I64))
+    start: np.ndarray = field(default_factory=lambda: np.zeros(0, I64))
+    end: np.ndarray = field(default_factory=lambda: np.zeros(0, I64))
+
+    def add(self, chan: int, start: int, end: int) -> None:
+        self.chan = np.append(self.chan, I64(chan))
+        self.start = np.append(self.start, I64(start))
+        self.end = np.append(self.end, I64(end))
+        order = np.lexsort((self.start, self.chan))
+        self.chan, self.start, self.end = self.chan[order], self.start[order], self.end[order]
+
+    def covers(self, chan: np.ndarray, t: np.ndarray) -> np.ndarray:
+        if len(self.chan) == 0:
+            return np.zeros(np.shape(t), bool)
+        ks = self.chan * _BIG + self.start
+        q = chan * _BIG + t
+        i = np.searchsorted(ks, q, side="right") - 1
+        j = np.maximum(i, 0)
+        return (i >= 0) & (q < self.chan[j] * _BIG + self.end[j])
+
+
+def _prev_max_per_dev(dev: np.ndarray, val: np.ndarray) -> np.ndarray:
+    """For rows sorted by device: max of ``val`` over the *earlier* rows of the same device (else -inf)."""
+    if len(dev) == 0:
+        return np.zeros(0, I64)
+    key = dev * (2 * _BIG) + (val + _BIG)
+    run = np.maximum.accumulate(key)
+    prev = np.empty_like(run)
+    prev[0] = -1
+    prev[1:] = run[:-1]
+    same = np.zeros(len(dev), bool)
+    same[1:] = dev[1:] == dev[:-1]
+    return np.where(same, prev - dev * (2 * _BIG) - _BIG, -_NEVER)
+
+
+def reconnect(
+    t_detect: np.ndarray,
+    t_cover: np.ndarray,
+    chan: np.ndarray,
+    windows: Windows,
+    backoff0: int,
+    backoff_max: int,
+    horizon: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(t_up, rejected_row, rejected_time)`` for the back-off schedule of each row.
+
+    Attempts at ``t_detect + c_k`` with ``c_k = sum_{j<=k} min(b0 * 2^j, b_max)``. Attempts at or after
+    ``horizon`` stop the search (the device is still down at the end of the period).
+    """
+    n = len(t_detect)
+    t_up = np.full(n, _NEVER, I64)
+    rows = np.arange(n, dtype=I64)
+    when = t_detect.astype(I64).copy()
+    step = I64(backoff0)
+    rej_r: list[np.ndarray] = []
+    rej_t: list[np.ndarray] = []
+    while len(rows):
+        when = when + step
+        step = min(step * 2, I64(backoff_max))
+        late = when >= horizon
+        t_up[rows[late]] = when[late]
+        rows, when = rows[~late], when[~late]
+        reach = when >= t_cover[rows]
+        blocked = reach & windows.covers(chan[rows], when)
+        rej_r.append(rows[blocked])
+        rej_t.append(when[blocked])
+        ok = reach & ~blocked
+        t_up[rows[ok]] = when[ok]
+        rows, when = rows[~ok], when[~ok]
+    r = np.concatenate(rej_r) if rej_r else np.zeros(0, I64)
+    t = np.concatenate(rej_t) if rej_t else np.zeros(0, I64)
+    return t_up, r, t
+
+
+def cellular_drops(
+    rng: np.random.Generator,
+    n_dev: int,
+    chan_of: np.ndarray,
+    seconds: int,
+    per_day: float,
+    gap_mean_s: float,
+    detect_s: int,
+) -> dict[str, np.ndarray]:
+    """Silent link deaths: Poisson per device, uniform in time, with an exponential coverage gap."""
+    n = rng.poisson(per_day * seconds / 86400.0, size=n_dev)
+    dev = np.repeat(np.arange(n_dev, dtype=I64), n)
+    t_down = rng.integers(0, seconds, size=len(dev), dtype=I64)
+    gap = (
+        np.ceil(rng.exponential(gap_mean_s, size=len(dev))).astype(I64)
+        if gap_mean_s > 0
+        else np.zeros(len(dev), I64)
+    )
+    return {
+        "dev": dev,
+        "chan": chan_of[dev],
+        "kind": np.ones(len(dev), I64),
+        "t_down": t_down,
+        "t_detect": t_down + I64(detect_s),
+        "t_cover": t_down + gap,
+        "u_resume": rng.random(len(dev)),
+        "requeued": np.zeros(len(dev), I64),
+    }
+
+
+def empty_outages() -> Outages:
+    z = np.zeros(0, I64)
+    return Outages(z, z, z, z, z, z, np.zeros(0), z)
