@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from sim.errors import InputError
+from sim.restrictions import Restriction, Throttling
 from sim.usage import parse_document
 
 PLANS_DIR = Path(__file__).parent / "plans"
@@ -208,6 +209,8 @@ class Plan(_Strict):
     notifications: Notifications | None = None
     addons: dict[str, AddOn] = {}
     billing_terms: BillingTerms | None = None
+    restrictions: dict[str, Restriction] = Field({}, description="runtime limits the world enforces (sim/restrictions.py)")
+    throttling: Throttling | None = None
     path: str = Field("", exclude=True, description="file the plan was read from (set by the loader)")
 
     @model_validator(mode="after")

@@ -1,0 +1,104 @@
+"""Runtime restrictions: the limits a plan enforces *while the application runs*.
+
+The bill (``sim/pricing.py``) is one half of what a plan does; the other half is what it does to the
+application: the IoT seed suspends a channel for a minute when its messages per minute exceed the
+limit (closing every connection on it), discards new messages when a device buffer is full, drops
+MQTT sessions past the limit; the messaging seed rate-limits messages per second and throttles an
+application that ignores its 50 % / 75 % notifications. The world (``sim/world``) reads these
+records and nothing else of a plan: it knows no prices.
+
+Each restriction is one row of a seed's table:
+
+* ``scope`` -- what the limit is counted on (one channel, one device, the whole platform ...);
+* ``measure`` -- what is counted, and over which window (``*_per_minute`` counts reset each minute);
+* ``limit`` -- the number (bytes for storage and traffic, a count otherwise), or ``limit_per_mau``
+  for a limit proportional to the application's size (the messaging seed's rate limit);
+* ``action`` -- what the platform does when it is exceeded, with ``duration`` for suspensions.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Scope = Literal["platform", "app", "account", "channel", "stream", "device", "container", "abque", "cdn",
+                "mqtt_session"]
+Measure = Literal[
+    "traffic_bytes_per_minute",      # REST/MQTT, channel or stream traffic in one minute
+    "api_requests_per_minute",
+    "messages_per_minute",           # channel messages, MQTT messages
+    "messages_per_second",           # the messaging seed's app-wide rate limit
+    "active_connections",
+    "active_sessions",
+    "subscriptions_per_session",
+    "stored_bytes",                  # buffer / container / CDN / persistent session / retained storage
+    "retained_bytes",
+    "log_retention_days",
+    "inactive_days",
+]
+Action = Literal[
+    "suspend",                       # close every connection of the scope and reject new ones for `duration`
+    "reject",                        # reject the requests/messages over the limit
+    "discard_new",                   # new messages are discarded (buffer full)
+    "delete_new_files",              # CDN: new files deleted
+    "discard_new_sessions",
+    "discard_new_subscriptions",
+    "delete_session",                # persistent MQTT session storage exceeded
+    "not_stored",                    # new retained messages are not stored
+    "delete_obsolete",               # obsolete log records are deleted
+    "delete_account",
+    "throttle",                      # messaging seed: throttle after ignored notifications
+]
+
+
+class Restriction(BaseModel):
+    """One runtime restriction of a plan."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scope: Scope
+    measure: Measure
+    limit: Decimal | None = Field(None, ge=0)
+    limit_per_mau: Decimal | None = Field(None, gt=0, description="limit = this x MAU (registered users)")
+    action: Action
+    duration: str | None = Field(None, description="how long a suspension lasts, e.g. 1min")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Restriction:
+        if (self.limit is None) == (self.limit_per_mau is None):
+            raise ValueError("give exactly one of limit or limit_per_mau")
+        if self.action == "suspend" and not self.duration:
+            raise ValueError("a suspension needs a duration (e.g. 1min)")
+        if self.duration is not None:
+            from sim.period import Interval
+
+            interval = Interval.parse(self.duration)   # raises ValueError with the accepted forms
+            if interval.daily:
+                raise ValueError("a suspension lasts seconds, minutes or hours, not days")
+        return self
+
+    @property
+    def duration_s(self) -> int:
+        from sim.period import Interval
+
+        return Interval.parse(self.duration).seconds if self.duration else 0
+
+    def resolved_limit(self, users: int) -> float:
+        """The limit as a number, for an application of ``users`` registered users."""
+        if self.limit is not None:
+            return float(self.limit)
+        return float(self.limit_per_mau) * users
+
+
+class Throttling(BaseModel):
+    """Messaging seed FAQ: "We will throttle or temporarily disable your app only if you do not take any
+    action after these notifications." The app is throttled once usage passes 100 % of a free limit and
+    ``grace`` has passed since the last notification with no action (simulated apps take none)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    grace: str = Field("24h", description="time after the last notification before throttling starts")
+    messages_per_second: Decimal = Field(..., gt=0, description="app-wide message rate while throttled")
