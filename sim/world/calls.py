@@ -1,0 +1,140 @@
+"""Voice and video calls: signalling through the messaging server, media direct or via TURN.
+
+Per call (messaging seed, "Audio/Video calling"; PF §5, §6 call_setup_signalling):
+
+* setup: SDP offer and answer (1.2 KB audio / 5.1 KB audio+video, each with ``candidates_per_side``
+  ICE candidates of 150 B) and ``control_messages`` call-control messages (ring, ringing, connected,
+  hangup) of 200 B: 6 messages by default, within the seed's 5-8. Each passes the server once: in
+  from one end, out to the other.
+* during the call each end sends a keep-alive/quality message every ``keepalive_interval_s`` (5 s)
+  which the server relays to the other end.
+* ``turn_relay_fraction`` of calls are relayed: the relay receives both ends' media and sends it on,
+  so ``turn_media`` is 2 streams in and 2 streams out at the wire bitrate (PF §5.3).
+
+Both ends are connected for the call (the callee is woken by a VoIP push), so calls add connection
+intervals. Calls are few (~0.3 per DAU per day) and are generated in numpy like messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.meters import MeterBook
+from sim.scenario import Calls
+from sim.world.connections import MINUTE_MS, spread
+from sim.world.population import Population, lognormal_mean_one
+from sim.world.sessions import Sessions
+from sim.world.timeline import CALL, Intervals
+
+SIGNAL_KEYS = ("payload", "app_protocol", "tls_record", "tcpip")
+
+
+@dataclass
+class CallBatch:
+    caller: np.ndarray
+    callee: np.ndarray
+    t: np.ndarray  # int64 ms
+    dur: np.ndarray  # int64 ms
+    video: np.ndarray  # bool
+    relayed: np.ndarray  # bool
+
+    def __len__(self) -> int:
+        return int(self.t.size)
+
+
+def draw_calls(rng: np.random.Generator, pop: Population, sessions: Sessions, users: np.ndarray,
+               cfg: Calls, day_end: int) -> CallBatch:
+    """Calls placed by the day-active ``users`` from one of their foreground sessions."""
+    counts = rng.poisson(cfg.calls_per_dau_per_day, users.size)
+    caller = np.repeat(users, counts)
+    m = caller.size
+    first, nsess = sessions.first_index(pop.n)
+    pick = first[caller] + (rng.random(m) * nsess[caller]).astype(np.int64)
+    t = sessions.start[pick] + (rng.random(m) * sessions.dur[pick]).astype(np.int64)
+    t = np.minimum(t, day_end - 1)
+    ids = pop.active_ids
+    pos = rng.integers(0, ids.size, m)
+    callee = ids[pos]
+    if ids.size > 1:
+        same = callee == caller
+        callee[same] = ids[(pos[same] + 1) % ids.size]
+    dur = np.maximum(1000, np.round(cfg.duration_mean_s * 1000 * lognormal_mean_one(rng, cfg.duration_sigma, m)))
+    video = rng.random(m) < cfg.video_fraction
+    relayed = rng.random(m) < cfg.turn_relay_fraction
+    return CallBatch(caller, callee, t, dur.astype(np.int64), video, relayed)
+
+
+def call_intervals(cb: CallBatch, push_delay_ms: int) -> Intervals:
+    """Both ends online for the call; the callee joins after its (VoIP) push wake-up delay."""
+    caller = Intervals.new(cb.caller, cb.t, cb.t + cb.dur, CALL)
+    callee = Intervals.new(cb.callee, cb.t + push_delay_ms, cb.t + push_delay_ms + cb.dur, CALL)
+    return Intervals.concat([caller, callee])
+
+
+def setup_sizes(cfg: Calls, video: bool) -> np.ndarray:
+    """Payload sizes of one call's setup messages (offer, answer, control messages)."""
+    sdp = (cfg.offer_bytes_video if video else cfg.offer_bytes_audio) + cfg.candidates_per_side * cfg.candidate_bytes
+    return np.array([sdp, sdp] + [cfg.control_bytes] * cfg.control_messages, dtype=np.float64).round().astype(np.int64)
+
+
+def _add_messages(book: MeterBook, protocol, sizes: np.ndarray, minute: np.ndarray, direction: str,
+                  weight: np.ndarray | float = 1.0) -> None:
+    """Meter relayed signalling messages; their payload counts as ``call_signalling``."""
+    other = "in" if direction == "out" else "out"
+    m = protocol.messages(sizes, direction)
+    for key in SIGNAL_KEYS:
+        cat = "call_signalling" if key == "payload" else key
+        book.add_bytes(direction, cat, minute, m[key] * weight)
+    book.add_bytes(other, "tcpip", minute, m["ack_tcpip"] * weight)
+    book.add_bytes(other, "app_protocol", minute, m["ack_app"] * weight)
+    book.add_bytes(other, "tls_record", minute, m["ack_tls_record"] * weight)
+
+
+def meter_calls(book: MeterBook, protocol, cb: CallBatch, cfg: Calls, counts: dict[str, int]) -> None:
+    """Signalling, keep-alive and TURN bytes of a batch of calls (all metered from the call start on)."""
+    if len(cb) == 0:
+        return
+    counts["calls"] = counts.get("calls", 0) + len(cb)
+    counts["calls_video"] = counts.get("calls_video", 0) + int(cb.video.sum())
+    counts["calls_relayed"] = counts.get("calls_relayed", 0) + int(cb.relayed.sum())
+    minute = cb.t // MINUTE_MS
+    for video in (False, True):
+        sel = cb.video == video
+        if not sel.any():
+            continue
+        sizes = setup_sizes(cfg, video)
+        mins = np.repeat(minute[sel], sizes.size)
+        all_sizes = np.tile(sizes, int(sel.sum()))
+        for d in ("in", "out"):
+            _add_messages(book, protocol, all_sizes, mins, d)
+        counts["call_signalling_messages"] = counts.get("call_signalling_messages", 0) + all_sizes.size * 2
+    # keep-alive / quality messages: each end every interval, relayed to the other end
+    n_per_end = cb.dur // int(cfg.keepalive_interval_s * 1000)
+    total = 2 * n_per_end
+    counts["call_keepalive_messages"] = counts.get("call_keepalive_messages", 0) + int(total.sum()) * 2
+    ka = np.array([int(round(cfg.keepalive_bytes))], dtype=np.int64)
+    for d in ("in", "out"):
+        other = "in" if d == "out" else "out"
+        m = {k: float(v[0]) for k, v in protocol.messages(ka, d).items()}
+        for key, direction, cat in (
+            ("payload", d, "call_signalling"), ("app_protocol", d, "app_protocol"), ("tls_record", d, "tls_record"),
+            ("tcpip", d, "tcpip"), ("ack_tcpip", other, "tcpip"), ("ack_app", other, "app_protocol"),
+            ("ack_tls_record", other, "tls_record"),
+        ):
+            if m[key]:
+                _spread_bytes(book, direction, cat, cb.t, cb.t + cb.dur, total * m[key])
+    # TURN relay: 2 media streams in, 2 out, at the wire bitrate
+    rel = cb.relayed
+    if rel.any():
+        kbps = cfg.audio_wire_kbps + np.where(cb.video[rel], cfg.video_kbps, 0.0)
+        stream = kbps * 1000 / 8 * (cb.dur[rel] / 1000)
+        for d in ("in", "out"):
+            _spread_bytes(book, d, "turn_media", cb.t[rel], cb.t[rel] + cb.dur[rel], 2 * stream)
+
+
+def _spread_bytes(book: MeterBook, direction: str, cat: str, start: np.ndarray, end: np.ndarray, amount) -> None:
+    acc = np.zeros(book.minutes + 1)
+    spread(acc, start, end, np.asarray(amount, dtype=np.float64))
+    book.add_bytes(direction, cat, np.arange(book.minutes), np.cumsum(acc)[:-1])

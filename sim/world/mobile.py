@@ -1,0 +1,392 @@
+"""The mobile chat world, advanced one simulated day at a time.
+
+Why this shape: SimPy is used for what it is good at - the clock and the coarse per-day state
+machine that other models (the IoT fleet, plan enforcement) synchronise with - while the per-user
+state machines (sessions, OS sleep/wake, Doze, push wake-ups, calls) and the per-message work are
+evaluated in bulk with numpy. Each :meth:`MobileWorld.step` builds the day's connection timeline,
+generates the day's messages, routes every recipient copy against its recipient's actual timeline
+and meters everything whose outcome has become final. State that crosses midnight (connections
+still up, stored messages, unread messages, screen-off times) is carried to the next day, so memory
+stays bounded by one day of traffic.
+
+Pipeline of one day ``[cs, ce)``:
+
+1. day-active users, their foreground sessions (:mod:`sessions`), socket linger after backgrounding
+   and Doze maintenance windows for Android apps that keep a background socket (:mod:`os_model`);
+2. calls (both ends online, :mod:`calls`);
+3. union into per-user connection intervals; NAT idle timeouts cut long idle connections when
+   heartbeats do not keep them alive (:func:`timeline.split_idle`);
+4. messages (:mod:`messaging`); copies that find their recipient offline trigger push wake-ups
+   (:mod:`push`), which add short connections;
+5. enforcer hooks (rate limits, suspensions, storage caps; no-op by default, :mod:`enforcer`);
+6. routing of new copies and of the pending pool; delivery and read receipts, routed the same way;
+7. connections opened and closed (handshakes, heartbeats, concurrency; :mod:`connections`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.meters import MeterBook
+from sim.rng import Streams
+from sim.scenario import Scenario
+from sim.world.calls import call_intervals, draw_calls, meter_calls
+from sim.world.connections import DAY_MS, MINUTE_MS, ConnectionMeter
+from sim.world.enforcer import Enforcer
+from sim.world.messaging import (
+    DELIVERED_LATER,
+    DELIVERED_NOW,
+    DELIVERY_RECEIPT,
+    DROPPED,
+    EXPIRED,
+    MSG,
+    PENDING,
+    READ_RECEIPT,
+    Copies,
+    Originated,
+    Routed,
+    draw_messages,
+    fan_out,
+    route,
+)
+from sim.world.os_model import DozeTemplate, background_windows, linger_ms
+from sim.world.population import Population
+from sim.world.push import wake_intervals
+from sim.world.sessions import Sessions, diurnal_cdf, draw_sessions
+from sim.world.timeline import (
+    BACKGROUND,
+    FOREGROUND,
+    NEVER,
+    Intervals,
+    apply_suspensions,
+    locate,
+    split_idle,
+    union,
+)
+
+PREFIX = {MSG: "", DELIVERY_RECEIPT: "receipts_", READ_RECEIPT: "receipts_"}
+
+
+class MobileWorld:
+    """Mobile clients of one app over one billing period, metered into a :class:`MeterBook`."""
+
+    def __init__(self, sc: Scenario, streams: Streams, book: MeterBook, protocol,
+                 enforcer: Enforcer | None = None) -> None:
+        self.sc = sc
+        self.streams = streams
+        self.book = book
+        self.protocol = protocol
+        self.enforcer = enforcer or Enforcer()
+        self.pop = Population.draw(sc, streams)
+        self.days = sc.simulation.days
+        self.period_end = self.days * DAY_MS
+        self.cdf = diurnal_cdf(sc.activity.diurnal)
+        tls_on = sc.protocol.tls != "off"
+        self.conn = ConnectionMeter(book, protocol, sc.network, self.pop.n, self.days, tls_on,
+                                    tls_on and sc.protocol.session_tickets)
+        self.counts: dict[str, int] = {}
+        self.tl = Intervals.empty()
+        self.fg_carry = Intervals.empty()
+        self.pending = Copies.empty()
+        self.unread = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        n, m = self.pop.n, book.minutes
+        init = streams.generator("init")
+        self.screen_off = -(init.random(n) * 8 * 3_600_000).astype(np.int64)
+        self.stationary = init.random(n) < sc.os.android.stationary_probability
+        horizon = self.period_end + 2 * DAY_MS
+        self.tpl_light = DozeTemplate.build(sc.os.android, False, horizon)
+        self.tpl_deep = DozeTemplate.build(sc.os.android, True, horizon)
+        self.stored_delta = np.zeros(m + 1)
+        self.stored_level = 0.0
+        self.msg_series = np.zeros(m)
+        self.orig_series = np.zeros(m)
+        self.deliv_series = np.zeros(m)
+        self.ttl_ms = None if sc.messaging.ttl_s is None else int(sc.messaging.ttl_s * 1000)
+        self._hooks = type(self.enforcer) is not Enforcer
+
+    def _count(self, name: str, k: int) -> None:
+        self.counts[name] = self.counts.get(name, 0) + int(k)
+
+    # -- one day ---------------------------------------------------------------------------------------
+    def step(self, d: int) -> None:
+        sc, pop = self.sc, self.pop
+        cs, ce = d * DAY_MS, (d + 1) * DAY_MS
+        rng_sess = self.streams.generator("sessions", d)
+        rng_os = self.streams.generator("os", d)
+        rng_msg = self.streams.generator("messages", d)
+        rng_conn = self.streams.generator("connections", d)
+
+        users = pop.active_ids[rng_sess.random(pop.active_ids.size) < sc.population.dau_over_mau]
+        sess = draw_sessions(rng_sess, pop, users, cs, sc.activity, self.cdf)
+        fg = union(Intervals.new(sess.user, sess.start, sess.end, FOREGROUND))
+        fg_conn = Intervals.new(sess.user, sess.start, sess.end + linger_ms(rng_os, pop, sess.user, sc.os), FOREGROUND)
+        bg = self._background(fg, cs, ce, rng_os)
+        parts = [self.tl, fg_conn, bg]
+        calls = None
+        if sc.calls.calls_per_dau_per_day > 0:
+            calls = draw_calls(self.streams.generator("calls", d), pop, sess, users, sc.calls, ce)
+            parts.append(call_intervals(calls, int(sc.push.delay_s * 1000)))
+        base = self._nat(union(Intervals.concat(parts)), rng_conn)
+
+        msgs = draw_messages(rng_msg, pop, sess, users, sc.messaging, ce)
+        if self._hooks:
+            msgs = self._admit(msgs)
+        copies = fan_out(rng_msg, pop, msgs, sess, sc.messaging.live_conversation_fraction)
+        lk = locate(base, copies.recipient, copies.t)
+        cand = ~lk.connected & copies.store
+        self._count("push_notifications", int(cand.sum()) if sc.push.enabled else 0)
+        wakes = wake_intervals(pop, copies.recipient[cand], copies.t[cand], sc.push)
+        self._count("push_wakeups", len(wakes))
+        del lk, cand
+        tl = union(Intervals.concat([base, wakes])) if len(wakes) else base
+        if self._hooks:
+            tl, msgs, copies = self._suspend(tl, msgs, copies, cs, ce, rng_conn)
+        if calls is not None:
+            meter_calls(self.book, self.protocol, calls, sc.calls, self.counts)
+        self._meter_uploads(msgs)
+
+        # route new copies together with those still pending from earlier days
+        allc = Copies.concat([self.pending, copies]).sorted()
+        del copies
+        routed = route(tl, allc, ce, self.ttl_ms)
+        if self._hooks:
+            self._storage_cap(allc, routed)
+        self._account(allc, routed)
+        delivered_msg = (allc.kind == MSG) & ((routed.outcome == DELIVERED_NOW) | (routed.outcome == DELIVERED_LATER))
+        receipts = self._receipts(allc, routed, delivered_msg, fg, ce)
+        self.pending = allc.take(routed.outcome == PENDING)
+        self.pending.new[:] = False
+        del allc, routed, delivered_msg
+        if len(receipts):
+            rr = route(tl, receipts, ce, self.ttl_ms)
+            self._meter_uploads_receipts(receipts)
+            self._account(receipts, rr)
+            rest = receipts.take(rr.outcome == PENDING)
+            rest.new[:] = False
+            self.pending = Copies.concat([self.pending, rest])
+
+        # connections: open those that started today, close those whose end is final
+        self.conn.open(tl, np.flatnonzero(~tl.opened & (tl.start < ce)), rng_conn)
+        self.conn.sweep(tl, cs, ce)
+        self.conn.close(tl, np.flatnonzero(tl.end < ce), rng_conn)
+        self.tl = tl.take(tl.end >= ce)
+        self.fg_carry = fg.take(fg.end > ce)
+
+    # -- pieces ----------------------------------------------------------------------------------------
+    def _background(self, fg: Intervals, cs: int, ce: int, rng: np.random.Generator) -> Intervals:
+        """Doze maintenance windows for apps that keep a background socket (see :mod:`os_model`)."""
+        keeps = self.pop.keeps_socket
+        if not keeps.any():
+            return Intervals.empty()
+        p_still = self.sc.os.android.stationary_probability
+        sel = keeps[fg.user]
+        u, on, off = fg.user[sel], fg.start[sel], fg.end[sel]
+        # gaps between screen-on intervals: (previous off, next on); first on of a user pairs with carry
+        first = np.ones(u.size, dtype=bool)
+        first[1:] = u[1:] != u[:-1]
+        last = np.ones(u.size, dtype=bool)
+        last[:-1] = u[1:] != u[:-1]
+        prev_off = np.where(first, self.screen_off[u], np.roll(off, 1))
+        still = np.where(first, self.stationary[u], rng.random(u.size) < p_still)
+        gap_user, gap_off, gap_on, gap_still = [u], [prev_off], [on], [still]
+        # open gaps: after each user's last screen-off today, and users who did not open the app
+        lu, loff = u[last], off[last]
+        self.screen_off[lu] = loff
+        self.stationary[lu] = rng.random(lu.size) < p_still
+        seen_today = np.zeros(self.pop.n, dtype=bool)
+        seen_today[lu] = True
+        idle = np.flatnonzero(keeps & ~seen_today)
+        open_user = np.concatenate([lu, idle])
+        gap_user.append(open_user)
+        gap_off.append(self.screen_off[open_user])
+        gap_on.append(np.full(open_user.size, NEVER, dtype=np.int64))
+        gap_still.append(self.stationary[open_user])
+        gu, goff, gon, gst = (np.concatenate(x) for x in (gap_user, gap_off, gap_on, gap_still))
+        parts = []
+        for tpl, mask in ((self.tpl_light, ~gst), (self.tpl_deep, gst)):
+            parts.append(background_windows(tpl, gu[mask], goff[mask], gon[mask], cs, ce, BACKGROUND))
+        return Intervals.concat(parts)
+
+    def _nat(self, tl: Intervals, rng: np.random.Generator) -> Intervals:
+        """Silent NAT deaths of connections idle longer than the NAT timeout without heartbeats."""
+        net = self.sc.network
+        nat = int(net.nat_idle_timeout_s * 1000)
+        hb = int(net.heartbeat_s * 1000)
+        if 0 < hb < nat:
+            return tl
+        detect = None if hb == 0 else hb - nat
+        backoff = (rng.exponential(net.reconnect_backoff_s * 1000, len(tl))).astype(np.int64)
+        long_ = int(((tl.end - tl.start) > nat).sum())
+        if long_ == 0:
+            return tl
+        self._count("nat_timeouts", long_)
+        return union(split_idle(tl, nat, detect, backoff))
+
+    def _admit(self, msgs: Originated) -> Originated:
+        order = np.argsort(msgs.t, kind="stable")
+        mask = self.enforcer.admit_messages(msgs.t[order], msgs.sender[order], msgs.fanout[order])
+        if mask is None:
+            return msgs
+        keep = np.zeros(len(msgs), dtype=bool)
+        keep[order] = np.asarray(mask, dtype=bool)
+        self._count("rejected", int((~keep).sum()))
+        self._count("rejected_copies", int(msgs.fanout[~keep].sum()))
+        return msgs.take(keep)
+
+    def _suspend(self, tl, msgs: Originated, copies: Copies, cs: int, ce: int, rng):
+        nmin = (ce - cs) // MINUTE_MS
+        per_min = np.bincount((msgs.t - cs) // MINUTE_MS, minlength=nmin)[:nmin]
+        starts = tl.start[(tl.start >= cs) & (tl.start < ce) & ~tl.opened]
+        conn_min = np.bincount((starts - cs) // MINUTE_MS, minlength=nmin)[:nmin]
+        windows = self.enforcer.suspensions(cs, ce, per_min, conn_min)
+        if not windows:
+            return tl, msgs, copies
+        backoff = (rng.exponential(self.sc.network.reconnect_backoff_s * 1000, len(tl))).astype(np.int64)
+        tl, closed, rejected = apply_suspensions(tl, windows, backoff)
+        self._count("suspensions", len(windows))
+        self._count("suspension_closed_connections", closed)
+        self._count("suspension_rejected_connects", rejected)
+        ok = locate(tl, msgs.sender, msgs.t).connected
+        if not ok.all():
+            self._count("rejected", int((~ok).sum()))
+            self._count("rejected_copies", int(msgs.fanout[~ok].sum()))
+            keep_copy = np.repeat(ok, msgs.fanout)
+            msgs, copies = msgs.take(ok), copies.take(keep_copy)
+        return tl, msgs, copies
+
+    def _storage_cap(self, c: Copies, r: Routed) -> None:
+        stored = c.new & r.offline & c.store
+        idx = np.flatnonzero(stored)
+        mask = self.enforcer.admit_storage(c.t[idx], c.size[idx], self.stored_level)
+        if mask is None:
+            return
+        bad = idx[~np.asarray(mask, dtype=bool)]
+        r.outcome[bad] = DROPPED
+        r.when[bad] = c.t[bad]
+        self._count("dropped_storage_cap", bad.size)
+
+    def _stored_size(self, c: Copies, idx: np.ndarray) -> np.ndarray:
+        return c.size[idx] + self.sc.messaging.stored_overhead_bytes
+
+    # -- metering --------------------------------------------------------------------------------------
+    def _add_messages(self, sizes: np.ndarray, minute: np.ndarray, direction: str, receipt: bool) -> None:
+        if sizes.size == 0:
+            return
+        other = "in" if direction == "out" else "out"
+        m = self.protocol.messages(sizes, direction)
+        book = self.book
+        book.add_bytes(direction, "app_protocol" if receipt else "payload", minute, m["payload"])
+        book.add_bytes(direction, "app_protocol", minute, m["app_protocol"])
+        book.add_bytes(direction, "tls_record", minute, m["tls_record"])
+        book.add_bytes(direction, "tcpip", minute, m["tcpip"])
+        book.add_bytes(other, "tcpip", minute, m["ack_tcpip"])
+        if m["ack_app"].any():
+            book.add_bytes(other, "app_protocol", minute, m["ack_app"])
+            book.add_bytes(other, "tls_record", minute, m["ack_tls_record"])
+
+    def _meter_uploads(self, msgs: Originated) -> None:
+        """Each originated message is uploaded once by its sender (group fan-out happens server-side)."""
+        minute = msgs.t // MINUTE_MS
+        self._add_messages(msgs.size, minute, "in", receipt=False)
+        self._count("messages_originated", len(msgs))
+        self.orig_series += np.bincount(minute, minlength=self.book.minutes)[: self.book.minutes]
+
+    def _meter_uploads_receipts(self, rc: Copies) -> None:
+        self._add_messages(rc.size, rc.t // MINUTE_MS, "in", receipt=True)
+
+    def _account(self, c: Copies, r: Routed) -> None:
+        """Counts, delivery bytes and stored-bytes level for final outcomes of a routing pass."""
+        m = self.book.minutes
+        for kind_is_msg in (True, False):
+            sel = (c.kind == MSG) if kind_is_msg else (c.kind != MSG)
+            if not sel.any():
+                continue
+            p = "" if kind_is_msg else "receipts_"
+            new = sel & c.new
+            self._count(f"{p}messages_sent" if kind_is_msg else "receipts_sent", int(new.sum()))
+            out = r.outcome
+            now = sel & (out == DELIVERED_NOW)
+            later = sel & (out == DELIVERED_LATER)
+            self._count(f"{p}delivered", int(now.sum() + later.sum()))
+            self._count(f"{p}delivered_immediately", int(now.sum()))
+            self._count(f"{p}delivered_from_store", int(later.sum()))
+            self._count(f"{p}expired", int((sel & (out == EXPIRED)).sum()))
+            drop = sel & (out == DROPPED)
+            self._count(f"{p}dropped", int(drop.sum()))
+            if kind_is_msg:
+                self._count("dropped_no_store", int((drop & ~c.store).sum()))
+            stored_new = new & r.offline & (out != DROPPED)
+            self._count(f"{p}stored_total", int(stored_new.sum()))
+            # stored-bytes level: + at store time, - at delivery/expiry
+            idx = np.flatnonzero(stored_new)
+            sz = self._stored_size(c, idx)
+            self.stored_delta += np.bincount(c.t[idx] // MINUTE_MS, weights=sz, minlength=m + 1)[: m + 1]
+            self.stored_level += float(sz.sum())
+            gone = np.flatnonzero(sel & r.offline & ((out == DELIVERED_LATER) | (out == EXPIRED)))
+            gsz = self._stored_size(c, gone)
+            self.stored_delta -= np.bincount(r.when[gone] // MINUTE_MS, weights=gsz, minlength=m + 1)[: m + 1]
+            self.stored_level -= float(gsz.sum())
+            dl = np.flatnonzero(now | later)
+            minute = r.when[dl] // MINUTE_MS
+            self._add_messages(c.size[dl], minute, "out", receipt=not kind_is_msg)
+            if kind_is_msg:
+                self.msg_series += np.bincount(c.t[new] // MINUTE_MS, minlength=m)[:m]
+                self.deliv_series += np.bincount(minute, minlength=m)[:m]
+
+    def _receipts(self, c: Copies, r: Routed, delivered: np.ndarray, fg: Intervals, ce: int) -> Copies:
+        """Delivery receipts at delivery; read receipts when the reader next has the app on screen."""
+        mc = self.sc.messaging
+        parts = []
+        size = int(round(mc.receipt_bytes))
+        idx = np.flatnonzero(delivered)
+        if mc.delivery_receipts and idx.size:
+            parts.append(_receipt_copies(c.sender[idx], c.recipient[idx], r.when[idx], size, DELIVERY_RECEIPT))
+        if mc.read_receipts:
+            reader = np.concatenate([self.unread[0], c.recipient[idx]])
+            author = np.concatenate([self.unread[1], c.sender[idx]])
+            td = np.concatenate([self.unread[2], r.when[idx]])
+            fg_tl = union(Intervals.concat([self.fg_carry, fg]))
+            lk = locate(fg_tl, reader, td)
+            t_read = np.where(lk.connected, td, lk.next_start)
+            done = t_read < ce
+            parts.append(_receipt_copies(author[done], reader[done], t_read[done], size, READ_RECEIPT))
+            self.unread = (reader[~done], author[~done], td[~done])
+        return Copies.concat(parts)
+
+    # -- end of run ------------------------------------------------------------------------------------
+    def finish(self) -> dict:
+        """Close what is still open at the period end; flush series; return world meters."""
+        rng = self.streams.generator("connections", "end")
+        tl = self.tl
+        tl = tl.take(tl.start < self.period_end)
+        self.conn.close(tl, np.arange(len(tl)), rng, at_period_end=True)
+        pend = self.pending
+        self._count("stored", int((pend.kind == MSG).sum()))
+        self._count("receipts_stored", int((pend.kind != MSG).sum()))
+        self._count("unread_at_end", int(self.unread[0].size))
+        book = self.book
+        meters = self.conn.flush()
+        for k, v in {**self.conn.counts, **self.counts}.items():
+            book.count(k, v)
+        book.set_level("stored_bytes", np.cumsum(self.stored_delta)[:-1])
+        minutes = np.arange(book.minutes)
+        book.add_series("messages", minutes, self.msg_series)
+        book.add_series("messages_originated", minutes, self.orig_series)
+        book.add_series("deliveries", minutes, self.deliv_series)
+        return meters
+
+
+def _receipt_copies(to: np.ndarray, frm: np.ndarray, t: np.ndarray, size: int, kind: int) -> Copies:
+    n = to.size
+    return Copies(
+        recipient=to.astype(np.int64),
+        sender=frm.astype(np.int64),
+        t=t.astype(np.int64),
+        size=np.full(n, size, dtype=np.int64),
+        kind=np.full(n, kind, dtype=np.int8),
+        store=np.ones(n, dtype=bool),
+        new=np.ones(n, dtype=bool),
+    )
+
+
+__all__ = ["MobileWorld", "Sessions"]

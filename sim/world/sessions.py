@@ -1,0 +1,75 @@
+"""Foreground sessions: when users have the app on screen.
+
+Each day every *day-active* user (probability ``dau_over_mau``) opens the app ``1 + Poisson(m - 1)``
+times (mean ``sessions_per_dau_per_day``; at least once, so DAU is exactly the day-active count).
+Start times follow the local-time diurnal curve shifted by the user's UTC offset and folded onto the
+UTC day, so every session of day d starts inside day d and a day can be processed on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.scenario import Activity, Diurnal
+from sim.world.population import Population, lognormal_mean_one
+from sim.world.timeline import KEY
+
+DAY_MS = 86_400_000
+MINUTE_MS = 60_000
+
+
+def diurnal_weights(d: Diurnal) -> np.ndarray:
+    """Relative activity per local minute of the day (mean 1)."""
+    h = (np.arange(1440) + 0.5) / 60.0
+    if d.shape == "flat":
+        w = np.ones(1440)
+    else:
+        w = 1.0 + (d.peak_to_mean - 1.0) * np.cos(2 * np.pi * (h - d.peak_hour) / 24.0)
+    w = np.maximum(w, 0.0)
+    return w / w.mean()
+
+
+@dataclass
+class Sessions:
+    """Foreground sessions of one day, sorted by (user, start)."""
+
+    user: np.ndarray
+    start: np.ndarray  # int64 ms
+    dur: np.ndarray  # int64 ms (>= 1)
+
+    @property
+    def end(self) -> np.ndarray:
+        return self.start + self.dur
+
+    def first_index(self, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per user: index of the first session and number of sessions."""
+        counts = np.bincount(self.user, minlength=n_users)
+        first = np.cumsum(counts) - counts
+        return first, counts
+
+
+def draw_sessions(rng: np.random.Generator, pop: Population, users: np.ndarray, day_start: int,
+                  act: Activity, cdf: np.ndarray) -> Sessions:
+    """Sessions starting in ``[day_start, day_start + 1 day)`` for the day-active ``users``."""
+    counts = 1 + rng.poisson(act.sessions_per_dau_per_day - 1.0, users.size)
+    user = np.repeat(users, counts)
+    m = user.size
+    minute = np.searchsorted(cdf, rng.random(m), side="right")
+    local = minute * MINUTE_MS + (rng.random(m) * MINUTE_MS).astype(np.int64)
+    start = day_start + np.mod(local - pop.tz_ms[user], DAY_MS)
+    mean_ms = act.session_mean_s * 1000.0
+    if act.session_distribution == "exponential":
+        dur = rng.exponential(mean_ms, m)
+    else:
+        dur = mean_ms * lognormal_mean_one(rng, act.session_sigma, m)
+    dur = np.maximum(1, np.round(dur)).astype(np.int64)
+    order = np.argsort(user * KEY + start, kind="stable")
+    return Sessions(user[order], start[order], dur[order])
+
+
+def diurnal_cdf(d: Diurnal) -> np.ndarray:
+    w = diurnal_weights(d)
+    cdf = np.cumsum(w)
+    return cdf / cdf[-1]

@@ -1,0 +1,184 @@
+"""Connection timelines: per-user sets of disjoint intervals, queried in bulk.
+
+Why: a month of a 100K-user app has ~10^7 connections and ~10^8 messages. Scheduling one SimPy
+event per message or per reconnect is far too slow, so the world builds each user's connection
+intervals ``[start, end)`` with numpy and decides every message's fate against them with one
+:func:`numpy.searchsorted` over a (user, time) key. The answers are exact: a copy is delivered at
+once iff its recipient has an interval covering the send time, otherwise at the start of the
+recipient's next interval.
+
+Times are int64 milliseconds from the period start; keys are ``user * KEY + time`` (int64), which
+orders intervals by user, then by start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Key multiplier: times must stay below 2^37 ms (~1,590 days); users below 2^26 (67 M).
+KEY = np.int64(1) << np.int64(37)
+NEVER = np.int64(np.iinfo(np.int64).max // 4)
+
+# Causes of a connection (why its first component opened).
+FOREGROUND, BACKGROUND, PUSH, CALL, RECONNECT = 0, 1, 2, 3, 4
+CAUSES = ("foreground", "background", "push", "call", "reconnect")
+
+
+@dataclass
+class Intervals:
+    """Column arrays of intervals; ``opened`` marks intervals already metered as connections."""
+
+    user: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    cause: np.ndarray
+    opened: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Intervals:
+        z = np.zeros(0, dtype=np.int64)
+        return cls(z, z.copy(), z.copy(), np.zeros(0, dtype=np.int8), np.zeros(0, dtype=bool))
+
+    @classmethod
+    def new(cls, user, start, end, cause: int) -> Intervals:
+        user = np.asarray(user, dtype=np.int64)
+        start = np.asarray(start, dtype=np.int64)
+        end = np.asarray(end, dtype=np.int64)
+        keep = end > start
+        return cls(user[keep], start[keep], end[keep], np.full(int(keep.sum()), cause, dtype=np.int8),
+                   np.zeros(int(keep.sum()), dtype=bool))
+
+    def __len__(self) -> int:
+        return int(self.user.size)
+
+    def take(self, idx) -> Intervals:
+        return Intervals(self.user[idx], self.start[idx], self.end[idx], self.cause[idx], self.opened[idx])
+
+    @staticmethod
+    def concat(parts: list[Intervals]) -> Intervals:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Intervals.empty()
+        return Intervals(*(np.concatenate([getattr(p, f) for p in parts])
+                           for f in ("user", "start", "end", "cause", "opened")))
+
+
+def union(iv: Intervals) -> Intervals:
+    """Merge overlapping or touching intervals per user; the result is sorted by (user, start).
+
+    A merged interval keeps the cause of its earliest component and is ``opened`` if that component
+    was (components that start later are extensions of a connection that is already up).
+    """
+    if len(iv) == 0:
+        return iv
+    skey = iv.user * KEY + iv.start
+    order = np.argsort(skey, kind="stable")  # inputs are concatenations of sorted runs: timsort merges them
+    skey = skey[order]
+    ekey = iv.user[order] * KEY + iv.end[order]
+    run_end = np.maximum.accumulate(ekey)
+    first = np.empty(skey.size, dtype=bool)
+    first[0] = True
+    first[1:] = skey[1:] > run_end[:-1]
+    heads = np.flatnonzero(first)
+    # the end of each group is the running max at the group's last element
+    last = np.empty_like(heads)
+    last[:-1] = heads[1:] - 1
+    last[-1] = skey.size - 1
+    head_idx = order[heads]
+    user = iv.user[head_idx]
+    return Intervals(
+        user=user,
+        start=iv.start[head_idx],
+        end=run_end[last] - user * KEY,
+        cause=iv.cause[head_idx],
+        opened=iv.opened[head_idx],
+    )
+
+
+@dataclass
+class Lookup:
+    """Answers for a batch of (user, time) queries."""
+
+    connected: np.ndarray  # bool: an interval of the user covers the time
+    next_start: np.ndarray  # int64: start of the user's next interval after the time (NEVER if none)
+    index: np.ndarray  # int64: index of the covering interval (-1 if not connected)
+
+
+def locate(tl: Intervals, user: np.ndarray, t: np.ndarray) -> Lookup:
+    """For each query: is ``user`` connected at ``t`` in the (unioned) timeline, else when next."""
+    n = len(tl)
+    if n == 0:
+        k = user.size
+        return Lookup(np.zeros(k, bool), np.full(k, NEVER, np.int64), np.full(k, -1, np.int64))
+    skey = tl.user * KEY + tl.start
+    q = user.astype(np.int64) * KEY + t.astype(np.int64)
+    if q.size > 1 and not bool(np.all(q[1:] >= q[:-1])):
+        # sorted queries make searchsorted cache-friendly (~10x faster on 10^6+ queries)
+        order = np.argsort(q, kind="stable")
+        i = np.empty_like(q)
+        i[order] = np.searchsorted(skey, q[order], side="right") - 1
+    else:
+        i = np.searchsorted(skey, q, side="right") - 1
+    ic = np.maximum(i, 0)
+    same = (i >= 0) & (tl.user[ic] == user)
+    connected = same & (tl.end[ic] > t)
+    j = i + 1
+    jc = np.minimum(j, n - 1)
+    has_next = (j < n) & (tl.user[jc] == user)
+    next_start = np.where(has_next, tl.start[jc], NEVER)
+    return Lookup(connected, next_start, np.where(connected, i, -1))
+
+
+def split_idle(tl: Intervals, limit_ms: int, detect_ms: int | None, backoff_ms: np.ndarray | None) -> Intervals:
+    """Cut intervals longer than ``limit_ms`` (a NAT idle timeout not covered by heartbeats).
+
+    The socket dies silently ``limit_ms`` after it opened; the client notices ``detect_ms`` later (its
+    next heartbeat write fails) and reconnects after ``backoff_ms``; a client without heartbeats
+    (``detect_ms`` None) stays offline for the rest of the interval. The pieces after the first are
+    new connections (cause RECONNECT).
+    """
+    long_ = (tl.end - tl.start) > limit_ms
+    if not long_.any():
+        return tl
+    keep = tl.take(~long_)
+    lng = tl.take(long_)
+    first = Intervals(lng.user, lng.start, lng.start + limit_ms, lng.cause, lng.opened)
+    if detect_ms is None:
+        return Intervals.concat([keep, first])
+    backoff = np.zeros(len(lng), dtype=np.int64) if backoff_ms is None else backoff_ms[: len(lng)]
+    period = np.int64(limit_ms + detect_ms) + backoff
+    # pieces k = 1, 2, ...: start = s + k * period, end = start + limit (clipped to the interval end)
+    n_more = np.maximum(0, -(-(lng.end - lng.start - period) // period)).astype(np.int64)
+    n_more = np.where(lng.end - lng.start > period, n_more, 0)
+    rep = np.repeat(np.arange(len(lng)), n_more)
+    k = np.arange(rep.size) - np.repeat(np.cumsum(n_more) - n_more, n_more) + 1
+    st = lng.start[rep] + k * period[rep]
+    en = np.minimum(st + limit_ms, lng.end[rep])
+    more = Intervals.new(lng.user[rep], st, en, RECONNECT)
+    return Intervals.concat([keep, first, more])
+
+
+def apply_suspensions(tl: Intervals, windows: list[tuple[int, int]], backoff_ms: np.ndarray) -> tuple[Intervals, int, int]:
+    """Close every connection during each suspension window ``[a, b)`` and reject new ones.
+
+    A connection up at ``a`` is closed by the server at ``a``; a client that still wants to be online
+    after ``b`` reconnects at ``b + backoff`` (the reconnect storm). Returns the new timeline, the number
+    of connections closed and the number of connection attempts rejected.
+    """
+    closed = rejected = 0
+    for a, b in windows:
+        ov = (tl.start < b) & (tl.end > a)
+        if not ov.any():
+            continue
+        rest = tl.take(~ov)
+        hit = tl.take(ov)
+        closed += int((hit.start < a).sum())
+        rejected += int((hit.start >= a).sum())
+        before = Intervals(hit.user, hit.start, np.minimum(hit.end, a), hit.cause, hit.opened)
+        before = before.take(before.start < a)
+        re_start = np.int64(b) + backoff_ms[: len(hit)]
+        after = Intervals.new(hit.user, np.maximum(hit.start, re_start), hit.end, RECONNECT)
+        tl = union(Intervals.concat([rest, before, after]))
+    return tl, closed, rejected
