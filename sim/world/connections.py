@@ -88,7 +88,12 @@ class ConnectionMeter:
         causes = np.bincount(tl.cause[idx], minlength=len(CAUSES))
         for name, c in zip(CAUSES, causes, strict=True):
             self._count(f"connections_{name}", int(c))
-        self.active_day[start // DAY_MS, user] = True
+        day = start // DAY_MS
+        d0 = int(day.min())
+        if int(day.max()) == d0:  # the usual case: one row, a 1-D scatter
+            self.active_day[d0, user] = True
+        else:
+            self.active_day[day, user] = True
         # MAU: the first connection of each user not seen before, at its minute
         first_of_user = np.ones(idx.size, dtype=bool)
         first_of_user[1:] = user[1:] != user[:-1]
@@ -129,30 +134,56 @@ class ConnectionMeter:
 
     # -- concurrency -------------------------------------------------------------------------------
     def sweep(self, tl: Intervals, lo: int, hi: int) -> None:
-        """Exact per-minute maximum of concurrent connections over ``[lo, hi)`` (whole minutes)."""
+        """Per-minute maximum of concurrent connections over ``[lo, hi)`` (whole minutes).
+
+        The level at every second boundary comes from a difference array (one ``bincount``). Within a
+        second the level can only exceed its boundary value by the connections starting in that
+        second, so only seconds whose bound ``level + starts`` exceeds the best maximum found so far
+        can hold the day's peak; those are swept event by event (exact), most promising first. Each
+        minute reports the largest level seen at its second boundaries or in its swept seconds, so
+        the series' maximum, the peak CCU, is exact while the day's events are never sorted.
+        """
         hi = min(hi, self.end_ms)
-        if hi <= lo:
+        if hi <= lo or len(tl) == 0:
             return
-        level0 = int(((tl.start < lo) & (tl.end > lo)).sum())
-        s = tl.start[(tl.start >= lo) & (tl.start < hi)]
-        e = tl.end[(tl.end > lo) & (tl.end < hi)]
-        m0, m1 = lo // MINUTE_MS, hi // MINUTE_MS
-        nmin = m1 - m0
-        # ends sort before starts at the same instant (intervals are half-open)
-        ev = np.concatenate([e * 2, s * 2 + 1])
-        ev.sort(kind="stable")
-        delta = np.where(ev & 1, 1, -1)
-        level = level0 + np.cumsum(delta)
-        minute = (ev >> 1) // MINUTE_MS - m0
-        per_min = np.bincount(minute, weights=delta, minlength=nmin)[:nmin]
-        start_level = level0 + np.concatenate([[0], np.cumsum(per_min)[:-1]])
-        mx = start_level.astype(np.float64)
-        if ev.size:
-            heads = np.flatnonzero(np.r_[True, minute[1:] != minute[:-1]])
-            grp_max = np.maximum.reduceat(level, heads)
-            mins = minute[heads]
-            mx[mins] = np.maximum(mx[mins], grp_max)
-        self.ccu_max[m0:m1] = mx
+        sec = 1000
+        s0, s1 = lo // sec, hi // sec
+        nsec = s1 - s0
+        a = np.clip((tl.start + sec - 1) // sec - s0, 0, nsec)
+        b = np.clip((tl.end + sec - 1) // sec - s0, 0, nsec)
+        level = np.cumsum(np.bincount(a, minlength=nsec + 1) - np.bincount(b, minlength=nsec + 1))[:nsec]
+        inside = (tl.start >= lo) & (tl.start < hi) & (tl.start % sec != 0)
+        s_all = tl.start[inside]
+        s_sec = s_all // sec - s0
+        bound = level + np.bincount(s_sec, minlength=nsec)[:nsec]
+        mx = level.astype(np.float64)
+        best = float(level.max())
+        todo = np.flatnonzero(bound > best)
+        if todo.size:
+            e_ok = (tl.end > lo) & (tl.end < hi) & (tl.end % sec != 0)
+            e_all = tl.end[e_ok]
+            e_sec = e_all // sec - s0
+        while todo.size:  # sweep the most promising seconds first; stop when none can beat the best
+            batch = todo[np.argsort(-bound[todo], kind="stable")[:256]]
+            pick = np.zeros(nsec, dtype=bool)
+            pick[batch] = True
+            ev = np.concatenate([e_all[pick[e_sec]] * 2, s_all[pick[s_sec]] * 2 + 1])  # ends first at ties
+            ev.sort()
+            delta = np.where(ev & 1, 1, -1)
+            second = (ev >> 1) // sec - s0
+            heads = np.flatnonzero(np.r_[True, second[1:] != second[:-1]])
+            csum = np.cumsum(delta)
+            offset = np.repeat(csum[heads] - delta[heads], np.diff(np.r_[heads, ev.size]))
+            lv = level[second] + csum - offset
+            secs = second[heads]
+            mx[secs] = np.maximum(mx[secs], np.maximum.reduceat(lv, heads))
+            best = max(best, float(mx[batch].max()))
+            pick[:] = False
+            pick[batch] = True
+            todo = todo[~pick[todo] & (bound[todo] > best)]
+        m0 = lo // MINUTE_MS
+        per_min = mx.reshape(-1, MINUTE_MS // sec).max(axis=1)
+        self.ccu_max[m0 : m0 + per_min.size] = per_min
 
     # -- output --------------------------------------------------------------------------------------
     def flush(self) -> dict:

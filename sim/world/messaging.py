@@ -116,27 +116,31 @@ LIVE_BUCKET_MS = 10_000
 
 
 def fan_out(rng: np.random.Generator, pop: Population, msgs: Originated, sessions: Sessions | None = None,
-            live_fraction: float = 0.0) -> Copies:
+            live_fraction: float = 0.0, need_sender: bool = True) -> Copies:
     """One copy per recipient: recipients uniform among active users, never the sender.
 
     With ``live_fraction`` a 1:1 message goes to a *live* partner instead: the user of one of the
     ``LIVE_POOL`` sessions that started last before the send time (most likely still on screen), which
     models replies inside live conversations without tracking conversations.
     """
-    rep = np.repeat(np.arange(len(msgs)), msgs.fanout)
-    sender = msgs.sender[rep]
+    one_each = bool(np.all(msgs.fanout == 1))
+    rep = None if one_each else np.repeat(np.arange(len(msgs)), msgs.fanout)
+    sender = msgs.sender if one_each else msgs.sender[rep]
+    m = sender.size
     ids = pop.active_ids
-    pos = rng.integers(0, ids.size, rep.size)
+    pos = rng.integers(0, ids.size, m)
     rcpt = ids[pos]
     if live_fraction > 0 and sessions is not None and len(sessions.start):
-        live = np.flatnonzero((msgs.fanout[rep] == 1) & (rng.random(rep.size) < live_fraction))
+        single = np.ones(m, dtype=bool) if one_each else msgs.fanout[rep] == 1
+        live = np.flatnonzero(single & (rng.random(m) < live_fraction))
+        t_live = msgs.t[live] if one_each else msgs.t[rep[live]]
         # sessions by start time, and per 10-s bucket how many started before it: a table lookup
         # instead of a binary search per message
         order = np.argsort(sessions.start)
         t0 = int(sessions.start.min())
         bucket = (sessions.start - t0) // LIVE_BUCKET_MS
         before = np.concatenate([[0], np.cumsum(np.bincount(bucket))])
-        qb = np.clip((msgs.t[rep[live]] - t0) // LIVE_BUCKET_MS, 0, before.size - 1)
+        qb = np.clip((t_live - t0) // LIVE_BUCKET_MS, 0, before.size - 1)
         i = before[qb] - 1 - rng.integers(0, LIVE_POOL, live.size)
         ok = i >= 0
         partner = sessions.user[order[np.maximum(i, 0)]]
@@ -145,17 +149,27 @@ def fan_out(rng: np.random.Generator, pop: Population, msgs: Originated, session
     self_ = rcpt == sender
     if ids.size > 1:
         rcpt[self_] = ids[(pos[self_] + 1) % ids.size]
-    n = rep.size
-    key = rcpt * KEY + msgs.t[rep]
-    order = np.argsort(key)
-    rep = rep[order]
+    del sender, pos, self_
+    # sort copies by (recipient, time): one argsort; recipient and time come back out of the key
+    key = rcpt * KEY + (msgs.t[rep] if rep is not None else msgs.t)
+    n = key.size
+    same_size = n == 0 or msgs.size.min() == msgs.size.max()
+    all_store = bool(msgs.store.all())
+    if need_sender or not same_size or not all_store:
+        order = np.argsort(key)
+        key = key[order]
+        src = rep[order] if rep is not None else order
+    else:  # nothing to carry along: sorting the packed keys is enough (and twice as fast)
+        key = np.sort(key)
+        src = None
+    recipient = key // KEY
     return Copies(
-        recipient=rcpt[order],
-        sender=sender[order],
-        t=msgs.t[rep],
-        size=msgs.size[rep],
+        recipient=recipient,
+        sender=msgs.sender[src] if need_sender else np.full(n, -1, dtype=np.int64),
+        t=key - recipient * KEY,
+        size=np.full(n, msgs.size[0] if n else 0, dtype=np.int64) if same_size else msgs.size[src],
         kind=np.zeros(n, dtype=np.int8),
-        store=msgs.store[rep],
+        store=np.ones(n, dtype=bool) if all_store else msgs.store[src],
         new=np.ones(n, dtype=bool),
     )
 
@@ -167,12 +181,27 @@ class Routed:
     offline: np.ndarray  # bool: recipient offline at send time
 
 
-def route(tl: Intervals, c: Copies, day_end: int, ttl_ms: int | None) -> Routed:
-    """Decide each copy against the recipient's timeline; only outcomes before ``day_end`` are final."""
-    lk = locate(tl, c.recipient, c.t)
-    outcome = np.full(len(c), PENDING, dtype=np.int8)
-    when = np.full(len(c), NEVER, dtype=np.int64)
-    now = lk.connected
+def route(tl: Intervals, c: Copies, day_end: int, ttl_ms: int | None, connected: np.ndarray | None = None) -> Routed:
+    """Decide each copy against the recipient's timeline; only outcomes before ``day_end`` are final.
+
+    ``connected``: copies already known to find their recipient connected (on a sub-timeline of
+    ``tl``; adding intervals never disconnects anyone), so only the others are looked up.
+    """
+    n = len(c)
+    outcome = np.full(n, PENDING, dtype=np.int8)
+    when = np.full(n, NEVER, dtype=np.int64)
+    nxt = np.full(n, NEVER, dtype=np.int64)
+    if connected is None:
+        lk = locate(tl, c.recipient, c.t)
+        now = lk.connected
+        nxt = lk.next_start
+    else:
+        rest = np.flatnonzero(~connected)
+        lk = locate(tl, c.recipient[rest], c.t[rest])
+        now = connected.copy()
+        now[rest] = lk.connected
+        nxt[rest] = lk.next_start
+    del lk
     outcome[now] = DELIVERED_NOW
     when[now] = c.t[now]
     off = ~now
@@ -180,7 +209,6 @@ def route(tl: Intervals, c: Copies, day_end: int, ttl_ms: int | None) -> Routed:
     outcome[drop] = DROPPED
     when[drop] = c.t[drop]
     st = off & c.store
-    nxt = lk.next_start
     expiry = c.t + ttl_ms if ttl_ms is not None else np.full(len(c), NEVER, dtype=np.int64)
     expires = st & (expiry < nxt) & (expiry < day_end)
     outcome[expires] = EXPIRED

@@ -25,6 +25,8 @@ Pipeline of one day ``[cs, ce)``:
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from sim.meters import MeterBook
@@ -60,6 +62,7 @@ from sim.world.timeline import (
     Intervals,
     apply_suspensions,
     locate,
+    merge_sorted,
     split_idle,
     union,
 )
@@ -89,6 +92,7 @@ class MobileWorld:
         self.fg_carry = Intervals.empty()
         self.pending = Copies.empty()
         self.unread = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        self._to_read: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         n, m = self.pop.n, book.minutes
         init = streams.generator("init")
         self.screen_off = -(init.random(n) * 8 * 3_600_000).astype(np.int64)
@@ -103,6 +107,14 @@ class MobileWorld:
         self.deliv_series = np.zeros(m)
         self.ttl_ms = None if sc.messaging.ttl_s is None else int(sc.messaging.ttl_s * 1000)
         self._hooks = type(self.enforcer) is not Enforcer
+        self.timings: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def _lap(self, name: str) -> None:
+        """Accumulate wall time per pipeline stage (reported by the benchmark)."""
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self._t
+        self._t = now
 
     def _count(self, name: str, k: int) -> None:
         self.counts[name] = self.counts.get(name, 0) + int(k)
@@ -115,62 +127,86 @@ class MobileWorld:
         rng_os = self.streams.generator("os", d)
         rng_msg = self.streams.generator("messages", d)
         rng_conn = self.streams.generator("connections", d)
+        self._t = time.perf_counter()
 
         users = pop.active_ids[rng_sess.random(pop.active_ids.size) < sc.population.dau_over_mau]
         sess = draw_sessions(rng_sess, pop, users, cs, sc.activity, self.cdf)
-        fg = union(Intervals.new(sess.user, sess.start, sess.end, FOREGROUND))
+        fg = Intervals.new(sess.user, sess.start, sess.end, FOREGROUND)  # screen-on, sorted by (user, start)
         fg_conn = Intervals.new(sess.user, sess.start, sess.end + linger_ms(rng_os, pop, sess.user, sc.os), FOREGROUND)
+        self._lap("sessions")
         bg = self._background(fg, cs, ce, rng_os)
+        self._lap("background")
         parts = [self.tl, fg_conn, bg]
         calls = None
         if sc.calls.calls_per_dau_per_day > 0:
             calls = draw_calls(self.streams.generator("calls", d), pop, sess, users, sc.calls, ce)
             parts.append(call_intervals(calls, int(sc.push.delay_s * 1000)))
         base = self._nat(union(Intervals.concat(parts)), rng_conn)
+        self._lap("timeline")
 
         msgs = draw_messages(rng_msg, pop, sess, users, sc.messaging, ce)
         if self._hooks:
             msgs = self._admit(msgs)
-        copies = fan_out(rng_msg, pop, msgs, sess, sc.messaging.live_conversation_fraction)
-        lk = locate(base, copies.recipient, copies.t)
-        cand = ~lk.connected & copies.store
+        self._lap("messages")
+        mc = sc.messaging
+        copies = fan_out(rng_msg, pop, msgs, sess, mc.live_conversation_fraction,
+                         need_sender=mc.delivery_receipts or mc.read_receipts)
+        self._lap("fan_out")
+        base_connected = locate(base, copies.recipient, copies.t).connected
+        cand = ~base_connected & copies.store
         self._count("push_notifications", int(cand.sum()) if sc.push.enabled else 0)
         wakes = wake_intervals(pop, copies.recipient[cand], copies.t[cand], sc.push)
         self._count("push_wakeups", len(wakes))
-        del lk, cand
-        tl = union(Intervals.concat([base, wakes])) if len(wakes) else base
+        del cand
+        tl = union(merge_sorted(base, wakes), presorted=True) if len(wakes) else base
+        self._lap("push")
+        suspended = False
         if self._hooks:
+            n_before = len(copies)
             tl, msgs, copies = self._suspend(tl, msgs, copies, cs, ce, rng_conn)
+            suspended = True if len(copies) != n_before or self.counts.get("suspensions") else False
         if calls is not None:
             meter_calls(self.book, self.protocol, calls, sc.calls, self.counts)
         self._meter_uploads(msgs)
+        self._lap("uploads")
 
-        # route new copies together with those still pending from earlier days
-        allc = Copies.concat([self.pending, copies]).sorted()
+        # route the copies still pending from earlier days, then today's (both sorted by recipient)
+        still = []
+        receipts = []
+        for batch in (self.pending, copies):
+            if not len(batch):
+                continue
+            known = base_connected if batch is copies and not suspended else None
+            routed = route(tl, batch, ce, self.ttl_ms, known)
+            if self._hooks and batch is copies:
+                self._storage_cap(batch, routed)
+            self._account(batch, routed)
+            delivered = (batch.kind == MSG) & ((routed.outcome == DELIVERED_NOW) | (routed.outcome == DELIVERED_LATER))
+            receipts.append(self._receipt_copies(batch, routed, delivered))
+            still.append(batch.take(routed.outcome == PENDING))
+            del routed, delivered
         del copies
-        routed = route(tl, allc, ce, self.ttl_ms)
-        if self._hooks:
-            self._storage_cap(allc, routed)
-        self._account(allc, routed)
-        delivered_msg = (allc.kind == MSG) & ((routed.outcome == DELIVERED_NOW) | (routed.outcome == DELIVERED_LATER))
-        receipts = self._receipts(allc, routed, delivered_msg, fg, ce)
-        self.pending = allc.take(routed.outcome == PENDING)
+        self._lap("routing")
+        rc = Copies.concat(receipts + [self._read_receipts(fg, ce)])
+        if len(rc):
+            rc = rc.sorted()
+            rr = route(tl, rc, ce, self.ttl_ms)
+            self._meter_uploads_receipts(rc)
+            self._account(rc, rr)
+            still.append(rc.take(rr.outcome == PENDING))
+        self.pending = Copies.concat(still).sorted()
         self.pending.new[:] = False
-        del allc, routed, delivered_msg
-        if len(receipts):
-            rr = route(tl, receipts, ce, self.ttl_ms)
-            self._meter_uploads_receipts(receipts)
-            self._account(receipts, rr)
-            rest = receipts.take(rr.outcome == PENDING)
-            rest.new[:] = False
-            self.pending = Copies.concat([self.pending, rest])
+        self._lap("receipts")
 
         # connections: open those that started today, close those whose end is final
         self.conn.open(tl, np.flatnonzero(~tl.opened & (tl.start < ce)), rng_conn)
+        self._lap("conn_open")
         self.conn.sweep(tl, cs, ce)
+        self._lap("conn_sweep")
         self.conn.close(tl, np.flatnonzero(tl.end < ce), rng_conn)
+        self._lap("conn_close")
         self.tl = tl.take(tl.end >= ce)
-        self.fg_carry = fg.take(fg.end > ce)
+        self.fg_carry = fg.take(fg.end > ce) if sc.messaging.read_receipts else Intervals.empty()
 
     # -- pieces ----------------------------------------------------------------------------------------
     def _background(self, fg: Intervals, cs: int, ce: int, rng: np.random.Generator) -> Intervals:
@@ -179,8 +215,8 @@ class MobileWorld:
         if not keeps.any():
             return Intervals.empty()
         p_still = self.sc.os.android.stationary_probability
-        sel = keeps[fg.user]
-        u, on, off = fg.user[sel], fg.start[sel], fg.end[sel]
+        scr = union(fg.take(keeps[fg.user]), presorted=True)
+        u, on, off = scr.user, scr.start, scr.end
         # gaps between screen-on intervals: (previous off, next on); first on of a user pairs with carry
         first = np.ones(u.size, dtype=bool)
         first[1:] = u[1:] != u[:-1]
@@ -273,8 +309,22 @@ class MobileWorld:
         if sizes.size == 0:
             return
         other = "in" if direction == "out" else "out"
-        m = self.protocol.messages(sizes, direction)
         book = self.book
+        if sizes[0] == sizes.min() == sizes.max():
+            # all the same size (e.g. fixed-size text): price one message, count messages per minute
+            one = {k: float(v[0]) for k, v in self.protocol.messages(sizes[:1], direction).items()}
+            per_min = np.bincount(minute, minlength=book.minutes)[: book.minutes].astype(np.float64)
+            allm = np.arange(book.minutes)
+            for key, d, cat in (
+                ("payload", direction, "app_protocol" if receipt else "payload"),
+                ("app_protocol", direction, "app_protocol"), ("tls_record", direction, "tls_record"),
+                ("tcpip", direction, "tcpip"), ("ack_tcpip", other, "tcpip"), ("ack_app", other, "app_protocol"),
+                ("ack_tls_record", other, "tls_record"),
+            ):
+                if one[key]:
+                    book.add_bytes(d, cat, allm, per_min * one[key])
+            return
+        m = self.protocol.messages(sizes, direction)
         book.add_bytes(direction, "app_protocol" if receipt else "payload", minute, m["payload"])
         book.add_bytes(direction, "app_protocol", minute, m["app_protocol"])
         book.add_bytes(direction, "tls_record", minute, m["tls_record"])
@@ -333,25 +383,30 @@ class MobileWorld:
                 self.msg_series += np.bincount(c.t[new] // MINUTE_MS, minlength=m)[:m]
                 self.deliv_series += np.bincount(minute, minlength=m)[:m]
 
-    def _receipts(self, c: Copies, r: Routed, delivered: np.ndarray, fg: Intervals, ce: int) -> Copies:
-        """Delivery receipts at delivery; read receipts when the reader next has the app on screen."""
+    def _receipt_copies(self, c: Copies, r: Routed, delivered: np.ndarray) -> Copies:
+        """Delivery receipts at delivery; delivered copies also wait to be read (read receipts)."""
         mc = self.sc.messaging
-        parts = []
-        size = int(round(mc.receipt_bytes))
         idx = np.flatnonzero(delivered)
-        if mc.delivery_receipts and idx.size:
-            parts.append(_receipt_copies(c.sender[idx], c.recipient[idx], r.when[idx], size, DELIVERY_RECEIPT))
-        if mc.read_receipts:
-            reader = np.concatenate([self.unread[0], c.recipient[idx]])
-            author = np.concatenate([self.unread[1], c.sender[idx]])
-            td = np.concatenate([self.unread[2], r.when[idx]])
-            fg_tl = union(Intervals.concat([self.fg_carry, fg]))
-            lk = locate(fg_tl, reader, td)
-            t_read = np.where(lk.connected, td, lk.next_start)
-            done = t_read < ce
-            parts.append(_receipt_copies(author[done], reader[done], t_read[done], size, READ_RECEIPT))
-            self.unread = (reader[~done], author[~done], td[~done])
-        return Copies.concat(parts)
+        if mc.read_receipts and idx.size:
+            self._to_read.append((c.recipient[idx], c.sender[idx], r.when[idx]))
+        if not (mc.delivery_receipts and idx.size):
+            return Copies.empty()
+        return _receipt_copies(c.sender[idx], c.recipient[idx], r.when[idx], int(round(mc.receipt_bytes)),
+                               DELIVERY_RECEIPT)
+
+    def _read_receipts(self, fg: Intervals | None, ce: int) -> Copies:
+        """Read receipts when the reader has the app on screen at delivery, or next opens it."""
+        if not self.sc.messaging.read_receipts:
+            return Copies.empty()
+        parts = [self.unread, *self._to_read]
+        self._to_read = []
+        reader, author, td = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        lk = locate(union(Intervals.concat([self.fg_carry, fg])), reader, td)
+        t_read = np.where(lk.connected, td, lk.next_start)
+        done = t_read < ce
+        self.unread = (reader[~done], author[~done], td[~done])
+        size = int(round(self.sc.messaging.receipt_bytes))
+        return _receipt_copies(author[done], reader[done], t_read[done], size, READ_RECEIPT)
 
     # -- end of run ------------------------------------------------------------------------------------
     def finish(self) -> dict:

@@ -39,4 +39,4 @@ def wake_intervals(pop: Population, recipient: np.ndarray, t: np.ndarray, cfg: P
     first[1:] = (r[1:] != r[:-1]) | (s[1:] != s[:-1])
     idx = order[first]
     st = t[idx] + int(cfg.delay_s * 1000)
-    return Intervals.new(recipient[idx], st, st + wake, PUSH)
+    return Intervals.new(recipient[idx], st, st + wake, PUSH)  # sorted by (recipient, start)

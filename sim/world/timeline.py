@@ -65,36 +65,65 @@ class Intervals:
                            for f in ("user", "start", "end", "cause", "opened")))
 
 
-def union(iv: Intervals) -> Intervals:
+def union(iv: Intervals, presorted: bool = False) -> Intervals:
     """Merge overlapping or touching intervals per user; the result is sorted by (user, start).
 
     A merged interval keeps the cause of its earliest component and is ``opened`` if that component
     was (components that start later are extensions of a connection that is already up).
+    ``presorted``: ``iv`` is already sorted by (user, start) (skips the sort).
     """
     if len(iv) == 0:
         return iv
     skey = iv.user * KEY + iv.start
-    order = np.argsort(skey, kind="stable")  # inputs are concatenations of sorted runs: timsort merges them
-    skey = skey[order]
-    ekey = iv.user[order] * KEY + iv.end[order]
+    if presorted:
+        ekey = iv.user * KEY + iv.end
+        src = iv
+    else:
+        order = np.argsort(skey, kind="stable")  # inputs are concatenations of sorted runs: timsort merges them
+        skey = skey[order]
+        src = iv.take(order)
+        ekey = src.user * KEY + src.end
     run_end = np.maximum.accumulate(ekey)
     first = np.empty(skey.size, dtype=bool)
     first[0] = True
-    first[1:] = skey[1:] > run_end[:-1]
+    np.greater(skey[1:], run_end[:-1], out=first[1:])
     heads = np.flatnonzero(first)
+    if heads.size == skey.size:  # nothing overlaps: already a union
+        return src
     # the end of each group is the running max at the group's last element
     last = np.empty_like(heads)
     last[:-1] = heads[1:] - 1
     last[-1] = skey.size - 1
-    head_idx = order[heads]
-    user = iv.user[head_idx]
+    user = src.user[heads]
     return Intervals(
         user=user,
-        start=iv.start[head_idx],
+        start=src.start[heads],
         end=run_end[last] - user * KEY,
-        cause=iv.cause[head_idx],
-        opened=iv.opened[head_idx],
+        cause=src.cause[heads],
+        opened=src.opened[heads],
     )
+
+
+def merge_sorted(a: Intervals, b: Intervals) -> Intervals:
+    """Interleave two timelines sorted by (user, start) into one sorted timeline (no sort needed)."""
+    if len(b) == 0:
+        return a
+    if len(a) == 0:
+        return b
+    akey = a.user * KEY + a.start
+    bkey = b.user * KEY + b.start
+    bpos = np.searchsorted(akey, bkey, side="right") + np.arange(bkey.size)
+    n = akey.size + bkey.size
+    amask = np.ones(n, dtype=bool)
+    amask[bpos] = False
+    cols = []
+    for f in ("user", "start", "end", "cause", "opened"):
+        x, y = getattr(a, f), getattr(b, f)
+        out = np.empty(n, dtype=x.dtype)
+        out[amask] = x
+        out[bpos] = y
+        cols.append(out)
+    return Intervals(*cols)
 
 
 @dataclass
