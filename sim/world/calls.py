@@ -23,7 +23,7 @@ import numpy as np
 
 from sim.meters import MeterBook
 from sim.scenario import Calls
-from sim.world.connections import MINUTE_MS, spread
+from sim.world.connections import MINUTE_MS, settle, spread
 from sim.world.population import Population, lognormal_mean_one
 from sim.world.sessions import Sessions
 from sim.world.timeline import CALL, Intervals
@@ -137,4 +137,4 @@ def meter_calls(book: MeterBook, protocol, cb: CallBatch, cfg: Calls, counts: di
 def _spread_bytes(book: MeterBook, direction: str, cat: str, start: np.ndarray, end: np.ndarray, amount) -> None:
     acc = np.zeros(book.minutes + 1)
     spread(acc, start, end, np.asarray(amount, dtype=np.float64))
-    book.add_bytes(direction, cat, np.arange(book.minutes), np.cumsum(acc)[:-1])
+    book.add_bytes(direction, cat, np.arange(book.minutes), settle(np.cumsum(acc)[:-1]))

@@ -22,6 +22,11 @@ MINUTE_MS = 60_000
 DAY_MS = 86_400_000
 
 
+def settle(x: np.ndarray) -> np.ndarray:
+    """A cumulated difference array without float dust: tiny negatives/positives become 0."""
+    return np.where(np.abs(x) < 1e-6, 0.0, np.maximum(x, 0.0))
+
+
 def spread(acc: np.ndarray, start_ms: np.ndarray, end_ms: np.ndarray, amount: np.ndarray) -> None:
     """Add ``amount`` spread evenly over the minutes from ``start_ms`` to ``end_ms`` into a diff array.
 
@@ -190,8 +195,7 @@ class ConnectionMeter:
         """Write connection bytes and series into the book; return the world meters."""
         book, p = self.book, self.protocol
         minutes = np.arange(self.minutes)
-        keep = np.cumsum(self.keepalive_diff)[:-1]
-        keep = np.where(np.abs(keep) < 1e-9, 0.0, keep)
+        keep = settle(np.cumsum(self.keepalive_diff)[:-1])
         for counts, cost in (
             (self.full, p.connect(False)),
             (self.resumed, p.connect(True)),

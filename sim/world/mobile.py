@@ -33,7 +33,7 @@ from sim.meters import MeterBook
 from sim.rng import Streams
 from sim.scenario import Scenario
 from sim.world.calls import call_intervals, draw_calls, meter_calls
-from sim.world.connections import DAY_MS, MINUTE_MS, ConnectionMeter
+from sim.world.connections import DAY_MS, MINUTE_MS, ConnectionMeter, settle
 from sim.world.enforcer import Enforcer
 from sim.world.messaging import (
     DELIVERED_LATER,
@@ -423,7 +423,7 @@ class MobileWorld:
         meters = self.conn.flush()
         for k, v in {**self.conn.counts, **self.counts}.items():
             book.count(k, v)
-        book.set_level("stored_bytes", np.cumsum(self.stored_delta)[:-1])
+        book.set_level("stored_bytes", settle(np.cumsum(self.stored_delta)[:-1]))
         minutes = np.arange(book.minutes)
         book.add_series("messages", minutes, self.msg_series)
         book.add_series("messages_originated", minutes, self.orig_series)

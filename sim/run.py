@@ -1,0 +1,124 @@
+"""``sim run``: load a scenario, simulate it, print a summary, price it, write the outputs.
+
+Bad input (scenario file, ``--set``, plan names) raises :class:`sim.errors.InputError` before
+anything is simulated or written. Pricing uses the plans listed in the scenario; the seed's payload
+-only calculator (``sim.quote``) is printed beside each bill so the cost of overheads is visible.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from sim.errors import InputError
+from sim.meters import BILLED_OUTBOUND
+from sim.scenario import Scenario, load_scenario
+from sim.simulate import RunResult, simulate
+
+GB = 1e9
+
+
+def _load_plans(names: list[str], source: str):
+    """Load every plan named by the scenario (fails fast, before the run)."""
+    try:
+        from sim.plan import load_plan
+    except ImportError:  # pragma: no cover - pricing engine absent
+        return None
+    plans = []
+    for i, name in enumerate(names):
+        try:
+            plans.append(load_plan(name))
+        except InputError as exc:
+            raise InputError(source, f"plans.{i}", f"{name!r}: {exc.problem}") from None
+    return plans
+
+
+def summary_lines(result: RunResult) -> list[str]:
+    """Human summary: MAU, peak CCU, GB by category, overhead share of billed outbound."""
+    u = result.usage or {}
+    meters, counts, bd = u.get("meters", {}), u.get("counts", {}), u.get("breakdown", {})
+    mau = sum(meters.get("mau", {}).get("values", [])) if isinstance(meters.get("mau"), dict) else meters.get("mau", 0)
+    peak = max(meters.get("peak_ccu", {}).get("values", [0])) if isinstance(meters.get("peak_ccu"), dict) else 0
+    out = bd.get("outbound", {})
+    billed = sum(out.get(c, 0) for c in BILLED_OUTBOUND)
+    overhead = 1 - out.get("payload", 0) / billed if billed else 0.0
+    lines = [
+        f"scenario {result.scenario.get('name')}  seed {result.seed}  wall {result.wall_s:.1f} s",
+        f"MAU {int(mau):,}   peak CCU {int(peak):,} ({peak / mau:.1%} of MAU)" if mau else "MAU 0",
+        f"connections {counts.get('connections', 0):,}  full TLS {counts.get('full_handshakes', 0):,}  "
+        f"resumed {counts.get('resumed_handshakes', 0):,}",
+        f"messages originated {counts.get('messages_originated', 0):,}  copies sent {counts.get('messages_sent', 0):,}  "
+        f"delivered {counts.get('delivered', 0):,}  stored at end {counts.get('stored', 0):,}  "
+        f"expired {counts.get('expired', 0):,}  dropped {counts.get('dropped', 0):,}",
+        "outbound GB by category: " + ", ".join(f"{c} {v / GB:.3f}" for c, v in out.items() if v),
+        f"billed outbound {billed / GB:.3f} GB, overhead share (non-payload) {overhead:.1%}; "
+        f"TURN {out.get('turn_media', 0) / GB:.3f} GB",
+    ]
+    return lines
+
+
+def price_all(result: RunResult, plans) -> tuple[list, list[str]]:
+    """Bills under each plan, and a line per plan with the bill beside the payload-only quote."""
+    from sim.quote import quote
+    from sim.usage import usage_from_dict
+
+    usage = usage_from_dict(result.usage, "<simulated usage>")
+    counts = result.usage["counts"]
+    delivered = counts.get("delivered", 0)
+    payload = result.usage["breakdown"]["outbound"]["payload"]
+    mau = sum(result.usage["meters"]["mau"]["values"])
+    from sim.pricing import price
+
+    bills, lines = [], []
+    for plan in plans:
+        bill = price(usage, plan)
+        q = quote(plan, mau=int(mau), messages=int(delivered), size=payload / delivered if delivered else 0.0,
+                  period=usage.period)
+        bills.append(bill)
+        lines.append(f"plan {plan.name}: bill {bill.total} {bill.currency}   calculator (payload only, no minimum) "
+                     f"{q.total} {q.currency}")
+    return bills, lines
+
+
+def run_command(scenario_path: str, sets: list[str] | None, seed: int | None, out_dir: str | None,
+                progress: bool = True) -> int:
+    """Load + validate, simulate, summarise, price and write outputs. Returns the exit status."""
+    sc: Scenario = load_scenario(scenario_path, sets or [], seed)
+    plans = _load_plans(sc.plans, str(scenario_path))
+    result = simulate(sc, progress=progress)
+    if not result.ok:
+        print(f"simulation failed: {result.error}", file=sys.stderr)
+        if out_dir:
+            _write_json(Path(out_dir) / "run.json", result.run_info())
+        return 1
+    for line in summary_lines(result):
+        print(line)
+    bills = []
+    if plans:
+        bills, lines = price_all(result, plans)
+        for line in lines:
+            print(line)
+    elif plans is None:
+        print("pricing engine not available: usage not priced")
+    if out_dir:
+        write_outputs(result, bills, out_dir)
+        print(f"wrote {out_dir}")
+    return 0
+
+
+def write_outputs(result: RunResult, bills: list, out_dir: str | Path) -> None:
+    from sim.plots import write_plots
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "usage.json", result.usage)
+    _write_json(out / "bills.json", {"bills": [b.to_dict() for b in bills]})
+    _write_json(out / "run.json", result.run_info())
+    result.frame.to_csv(out / "timeseries.csv", index_label="time")
+    write_plots(result.frame, out, title=str(result.scenario.get("name", "")))
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
