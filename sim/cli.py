@@ -78,6 +78,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_command(args.scenario, args.set, args.seed, args.out, progress=not args.no_progress)
 
 
+def _cmd_scenario_reference(args: argparse.Namespace) -> int:
+    from sim.scenario import reference_markdown
+
+    print(reference_markdown())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sim", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sim {__version__}")
@@ -109,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="directory for usage.json, bills.json, run.json, series, plots")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("scenario", help="scenario file help")
+    ssub = p.add_subparsers(dest="scenario_command", required=True)
+    s = ssub.add_parser("reference", help="every scenario key with its type, default and meaning (Markdown)")
+    s.set_defaults(func=_cmd_scenario_reference)
     return parser
 
 
