@@ -14,6 +14,7 @@ field descriptions, so the documentation cannot drift from the schema.
 from __future__ import annotations
 
 import copy
+import re
 import types
 import typing
 from datetime import UTC, date, datetime
@@ -34,6 +35,25 @@ try:  # the IoT fleet model is optional
     from sim.world.iot import IotFleetConfig
 except ImportError:  # pragma: no cover - only before sim/world/iot.py exists
     IotFleetConfig = None  # type: ignore[assignment,misc]
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. ``tls: off`` stays the string "off" (YAML 1.1 made it False)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 DEFAULT_START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -155,6 +175,10 @@ class Activity(Strict):
     sessions_per_dau_per_day: Annotated[float, Field(ge=1.0)] = Field(
         20.0, description="Mean foreground sessions per active user per day (at least 1). PF §4.4: 10-200 phone "
         "interactions/day (Falaki 2010); PF §6 reconnects_per_dau_per_day 25 includes pushes (assumption: 20).",
+    )
+    min_one_session: bool = Field(
+        True, description="A day-active user opens the app at least once (1 + Poisson(m - 1) sessions, so DAU is exact); "
+        "false: Poisson(m) sessions, a Poisson process of session starts (M/G/inf tests).",
     )
     session_mean_s: PosFloat = Field(71.6, description="Mean foreground session length, s. PF §4.4 (Böhmer 2011: 71.6 s).")
     session_distribution: Literal["exponential", "lognormal"] = Field(
@@ -392,7 +416,7 @@ def load_scenario(path: str | Path, sets: list[str] | None = None, seed: int | N
     p = resolve_scenario_path(path)
     source = str(p)
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = _yaml_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -412,7 +436,7 @@ def validate_scenario(raw: dict, source: str = "<scenario>") -> Scenario:
         return Scenario.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or None
+        loc = ".".join(_field_path(err["loc"])) or None
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -420,6 +444,20 @@ def validate_scenario(raw: dict, source: str = "<scenario>") -> Scenario:
             msg = "required key is missing"
         more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
         raise InputError(source, loc, f"{msg}; got {err.get('input')!r}{more}" if err["type"] != "missing" else msg) from None
+
+
+def _field_path(loc: tuple) -> list[str]:
+    """The dotted key of a pydantic error location, without union-member tags such as ``str``."""
+    out: list[str] = []
+    for part in loc:
+        text = str(part)
+        if text in _UNION_TAGS or "[" in text:
+            break  # past this point pydantic names the type it tried, not a key
+        out.append(text)
+    return out
+
+
+_UNION_TAGS = {"str", "int", "float", "bool", "dict", "list", "none"}
 
 
 def apply_sets(raw: dict, sets: list[str], source: str = "--set") -> dict:
@@ -434,7 +472,7 @@ def apply_sets(raw: dict, sets: list[str], source: str = "--set") -> dict:
             raise InputError("--set", path, "empty key in path")
         _check_path(Scenario, parts, path)
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            value = _yaml_load(text) if text.strip() else None
         except yaml.YAMLError:
             value = text
         node = out
@@ -456,7 +494,7 @@ def apply_sets(raw: dict, sets: list[str], source: str = "--set") -> dict:
 
 def _yaml_key(part: str) -> Any:
     try:
-        return yaml.safe_load(part) if part.lstrip("-").replace(".", "", 1).isdigit() else part
+        return _yaml_load(part) if part.lstrip("-").replace(".", "", 1).isdigit() else part
     except yaml.YAMLError:  # pragma: no cover
         return part
 

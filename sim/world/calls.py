@@ -51,6 +51,8 @@ def draw_calls(rng: np.random.Generator, pop: Population, sessions: Sessions, us
     caller = np.repeat(users, counts)
     m = caller.size
     first, nsess = sessions.first_index(pop.n)
+    caller = caller[nsess[caller] > 0]
+    m = caller.size
     pick = first[caller] + (rng.random(m) * nsess[caller]).astype(np.int64)
     t = sessions.start[pick] + (rng.random(m) * sessions.dur[pick]).astype(np.int64)
     t = np.minimum(t, day_end - 1)

@@ -90,6 +90,9 @@ def draw_messages(rng: np.random.Generator, pop: Population, sessions: Sessions,
     sender = np.repeat(users, counts)
     m = sender.size
     first, nsess = sessions.first_index(pop.n)
+    has = nsess[sender] > 0  # without min_one_session a day-active user may open no session: no messages
+    sender = sender[has]
+    m = sender.size
     pick = first[sender] + (rng.random(m) * nsess[sender]).astype(np.int64)
     t = sessions.start[pick] + (rng.random(m) * sessions.dur[pick]).astype(np.int64)
     t = np.minimum(t, day_end - 1)  # a session running past midnight: its messages stay in the day

@@ -1,7 +1,8 @@
 """Foreground sessions: when users have the app on screen.
 
 Each day every *day-active* user (probability ``dau_over_mau``) opens the app ``1 + Poisson(m - 1)``
-times (mean ``sessions_per_dau_per_day``; at least once, so DAU is exactly the day-active count).
+times (mean ``sessions_per_dau_per_day``; at least once, so DAU is exactly the day-active count), or
+``Poisson(m)`` times with ``min_one_session: false`` (then session starts are a Poisson process).
 Start times follow the local-time diurnal curve shifted by the user's UTC offset and folded onto the
 UTC day, so every session of day d starts inside day d and a day can be processed on its own.
 """
@@ -53,7 +54,10 @@ class Sessions:
 def draw_sessions(rng: np.random.Generator, pop: Population, users: np.ndarray, day_start: int,
                   act: Activity, cdf: np.ndarray) -> Sessions:
     """Sessions starting in ``[day_start, day_start + 1 day)`` for the day-active ``users``."""
-    counts = 1 + rng.poisson(act.sessions_per_dau_per_day - 1.0, users.size)
+    if act.min_one_session:
+        counts = 1 + rng.poisson(act.sessions_per_dau_per_day - 1.0, users.size)
+    else:
+        counts = rng.poisson(act.sessions_per_dau_per_day, users.size)
     user = np.repeat(users, counts)
     m = user.size
     minute = np.searchsorted(cdf, rng.random(m), side="right")

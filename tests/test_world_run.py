@@ -1,0 +1,38 @@
+"""``run_command``: outputs on success, nothing written on bad input, usage accepted by pricing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sim.errors import InputError
+from sim.run import run_command
+
+
+def test_run_writes_all_outputs_and_prices(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_command("quick", ["population.users=300", "simulation.days=1"], 5, str(out), progress=False) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["bills.json", "connections.png", "outbound_bytes.png", "run.json", "stored_bytes.png",
+                     "timeseries.csv", "usage.json"]
+    usage = json.loads((out / "usage.json").read_text())
+    assert len(usage["meters"]["outbound_bytes"]["values"]) == 1440
+    assert sum(usage["meters"]["mau"]["values"]) <= 300
+    run = json.loads((out / "run.json").read_text())
+    assert run["seed"] == 5 and run["scenario"]["population"]["users"] == 300 and run["versions"]["sim"]
+    bills = json.loads((out / "bills.json").read_text())["bills"]
+    assert [b["plan"] for b in bills] == ["mesibo-cloud"]
+    text = capsys.readouterr().out
+    assert "MAU" in text and "overhead share" in text and "calculator (payload only" in text
+
+
+def test_bad_input_writes_nothing(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as e:
+        run_command("quick", ["population.users=-1"], None, str(out), progress=False)
+    assert e.value.field == "population.users"
+    with pytest.raises(InputError) as e:
+        run_command("quick", ["plans=[no-such-plan]"], None, str(out), progress=False)
+    assert e.value.field == "plans.0"
+    assert not out.exists()
