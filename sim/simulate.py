@@ -38,6 +38,7 @@ class RunResult:
     frame: Any = None  # pandas DataFrame of per-minute series
     error: str | None = None
     book: MeterBook | None = field(default=None, repr=False)
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per world pipeline stage
 
     @property
     def ok(self) -> bool:
@@ -78,7 +79,7 @@ def simulate(scenario: Scenario, *, seed: int | None = None, progress: bool = Tr
     result.scenario["seed"] = seed
     t0 = time.perf_counter()
     try:
-        result.usage, result.book = _run(scenario, seed, progress, enforcer)
+        result.usage, result.book = _run(scenario, seed, progress, enforcer, result.timings)
         result.frame = result.book.to_frame()
     except Exception as exc:  # noqa: BLE001 - recorded in the result, re-raised on request
         if raise_errors:
@@ -88,7 +89,8 @@ def simulate(scenario: Scenario, *, seed: int | None = None, progress: bool = Tr
     return result
 
 
-def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None) -> tuple[dict, MeterBook]:
+def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None,
+         timings: dict[str, float]) -> tuple[dict, MeterBook]:
     days = sc.simulation.days
     start = sc.simulation.start
     end = start + timedelta(days=days)
@@ -111,20 +113,39 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None) -> 
     if bar is not None:
         bar.close()
     meters = world.finish()
+    timings.update(world.timings)
     extra_meters: dict = {}
     if sc.iot is not None:
         extra_meters = _run_iot(sc, streams, book, start, days, enforcer)
     usage = book.to_usage(end, meters)
-    for name, value in extra_meters.items():
-        if name == "stored_bytes" and "stored_bytes" in usage["meters"]:
-            usage["meters"]["stored_bytes"] = _add_series(usage["meters"]["stored_bytes"], value)
-        else:
-            usage["meters"][name] = value
+    _merge_iot(usage["meters"], extra_meters, book)
     usage["counts"] = dict(sorted(book.counts.items()))
     usage["run"] = {"seed": seed, "version": sim.__version__, "scenario": sc.name}
     if enforcer is not None and getattr(enforcer, "report", None):
         usage["enforcement"] = enforcer.report
     return usage, book
+
+
+def _merge_iot(meters: dict, iot: dict, book: MeterBook) -> None:
+    """Fold the IoT fleet's meters into the mobile ones.
+
+    Stored bytes add up minute by minute. Concurrent connections: the fleet's per-minute connection
+    level (book series ``iot_connections``) is added to the mobile per-minute maximum, an upper bound
+    of the joint per-minute maximum (exact when either side is flat within the minute). Element
+    counts (channels, devices, ...) are the fleet's own.
+    """
+    for name, value in iot.items():
+        if name == "stored_bytes" and "stored_bytes" in meters:
+            meters["stored_bytes"] = _add_series(meters["stored_bytes"], value)
+        elif name == "peak_ccu":
+            level = book.series.get("iot_connections")
+            if level is not None and isinstance(meters.get("peak_ccu"), dict):
+                mob = np.asarray(meters["peak_ccu"]["values"], dtype=float)
+                meters["peak_ccu"] = {"interval": "1min", "values": [int(v) for v in mob + np.asarray(level)]}
+            elif not isinstance(meters.get("peak_ccu"), dict):
+                meters["peak_ccu"] = value
+        else:
+            meters[name] = value
 
 
 def _add_series(a: dict, b: Any) -> dict:

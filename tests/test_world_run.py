@@ -36,3 +36,20 @@ def test_bad_input_writes_nothing(tmp_path):
         run_command("quick", ["plans=[no-such-plan]"], None, str(out), progress=False)
     assert e.value.field == "plans.0"
     assert not out.exists()
+
+
+def test_iot_fleet_meters_fold_into_the_usage():
+    import numpy as np
+
+    from sim.scenario import load_scenario
+    from sim.simulate import simulate
+
+    sc = load_scenario("quick", ["iot.devices=200", "simulation.days=1", "population.users=300"])
+    r = simulate(sc, progress=False, raise_errors=True)
+    m, series = r.usage["meters"], r.book.series
+    assert m["devices"]["values"] == [200]
+    stored = np.asarray(m["stored_bytes"]["values"], dtype=float)
+    assert np.allclose(stored, series["stored_bytes"] + series["iot_stored_bytes"])
+    peak = np.asarray(m["peak_ccu"]["values"], dtype=float)
+    assert np.array_equal(peak, series["ccu_max"] + series["iot_connections"])
+    assert r.usage["counts"]["iot_messages_sent"] > 0 and r.usage["counts"]["messages_sent"] > 0

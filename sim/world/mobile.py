@@ -60,9 +60,9 @@ from sim.world.timeline import (
     FOREGROUND,
     NEVER,
     Intervals,
+    Sorted,
     apply_suspensions,
     locate,
-    merge_sorted,
     split_idle,
     union,
 )
@@ -141,7 +141,7 @@ class MobileWorld:
         if sc.calls.calls_per_dau_per_day > 0:
             calls = draw_calls(self.streams.generator("calls", d), pop, sess, users, sc.calls, ce)
             parts.append(call_intervals(calls, int(sc.push.delay_s * 1000)))
-        base = self._nat(union(Intervals.concat(parts)), rng_conn)
+        base = self._nat(Intervals.concat(parts), rng_conn)  # Sorted: unmerged, queryable
         self._lap("timeline")
 
         msgs = draw_messages(rng_msg, pop, sess, users, sc.messaging, ce)
@@ -158,7 +158,7 @@ class MobileWorld:
         wakes = wake_intervals(pop, copies.recipient[cand], copies.t[cand], sc.push)
         self._count("push_wakeups", len(wakes))
         del cand
-        tl = union(merge_sorted(base, wakes), presorted=True) if len(wakes) else base
+        tl = base.add(wakes)
         self._lap("push")
         suspended = False
         if self._hooks:
@@ -199,6 +199,7 @@ class MobileWorld:
         self._lap("receipts")
 
         # connections: open those that started today, close those whose end is final
+        tl = tl.merged()
         self.conn.open(tl, np.flatnonzero(~tl.opened & (tl.start < ce)), rng_conn)
         self._lap("conn_open")
         self.conn.sweep(tl, cs, ce)
@@ -243,20 +244,21 @@ class MobileWorld:
             parts.append(background_windows(tpl, gu[mask], goff[mask], gon[mask], cs, ce, BACKGROUND))
         return Intervals.concat(parts)
 
-    def _nat(self, tl: Intervals, rng: np.random.Generator) -> Intervals:
+    def _nat(self, parts: Intervals, rng: np.random.Generator) -> Sorted:
         """Silent NAT deaths of connections idle longer than the NAT timeout without heartbeats."""
         net = self.sc.network
         nat = int(net.nat_idle_timeout_s * 1000)
         hb = int(net.heartbeat_s * 1000)
         if 0 < hb < nat:
-            return tl
+            return Sorted.of(parts)
+        tl = union(parts)
         detect = None if hb == 0 else hb - nat
         backoff = (rng.exponential(net.reconnect_backoff_s * 1000, len(tl))).astype(np.int64)
         long_ = int(((tl.end - tl.start) > nat).sum())
         if long_ == 0:
-            return tl
+            return Sorted.of(tl, presorted=True)
         self._count("nat_timeouts", long_)
-        return union(split_idle(tl, nat, detect, backoff))
+        return Sorted.of(union(split_idle(tl, nat, detect, backoff)), presorted=True)
 
     def _admit(self, msgs: Originated) -> Originated:
         order = np.argsort(msgs.t, kind="stable")
@@ -272,13 +274,15 @@ class MobileWorld:
     def _suspend(self, tl, msgs: Originated, copies: Copies, cs: int, ce: int, rng):
         nmin = (ce - cs) // MINUTE_MS
         per_min = np.bincount((msgs.t - cs) // MINUTE_MS, minlength=nmin)[:nmin]
-        starts = tl.start[(tl.start >= cs) & (tl.start < ce) & ~tl.opened]
+        iv = tl.iv
+        starts = iv.start[(iv.start >= cs) & (iv.start < ce) & ~iv.opened]
         conn_min = np.bincount((starts - cs) // MINUTE_MS, minlength=nmin)[:nmin]
         windows = self.enforcer.suspensions(cs, ce, per_min, conn_min)
         if not windows:
             return tl, msgs, copies
         backoff = (rng.exponential(self.sc.network.reconnect_backoff_s * 1000, len(tl))).astype(np.int64)
-        tl, closed, rejected = apply_suspensions(tl, windows, backoff)
+        tl, closed, rejected = apply_suspensions(tl.merged(), windows, backoff)
+        tl = Sorted.of(tl, presorted=True)
         self._count("suspensions", len(windows))
         self._count("suspension_closed_connections", closed)
         self._count("suspension_rejected_connects", rejected)

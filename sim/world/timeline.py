@@ -127,6 +127,41 @@ def merge_sorted(a: Intervals, b: Intervals) -> Intervals:
 
 
 @dataclass
+class Sorted:
+    """Intervals sorted by (user, start) that may still overlap, with the running maximum of ends.
+
+    Why: routing only needs "is the user connected at t" and "when does the next interval start", and
+    both can be answered on sorted, *unmerged* intervals: the user is connected iff the running max of
+    (user, end) keys up to the last interval starting at or before t exceeds t. This saves a full
+    union (and its gathers) for every batch of intervals added during a day; :meth:`merged` produces
+    the union once, for connection metering.
+    """
+
+    iv: Intervals
+    skey: np.ndarray
+    run_end: np.ndarray
+
+    @classmethod
+    def of(cls, iv: Intervals, presorted: bool = False) -> Sorted:
+        skey = iv.user * KEY + iv.start
+        if not presorted and skey.size > 1 and not bool(np.all(skey[1:] >= skey[:-1])):
+            order = np.argsort(skey, kind="stable")
+            iv = iv.take(order)
+            skey = skey[order]
+        return cls(iv, skey, np.maximum.accumulate(iv.user * KEY + iv.end) if skey.size else skey.copy())
+
+    def add(self, extra: Intervals) -> Sorted:
+        """Interleave intervals that are themselves sorted by (user, start)."""
+        return Sorted.of(merge_sorted(self.iv, extra), presorted=True) if len(extra) else self
+
+    def merged(self) -> Intervals:
+        return union(self.iv, presorted=True)
+
+    def __len__(self) -> int:
+        return len(self.iv)
+
+
+@dataclass
 class Lookup:
     """Answers for a batch of (user, time) queries."""
 
@@ -135,8 +170,13 @@ class Lookup:
     index: np.ndarray  # int64: index of the covering interval (-1 if not connected)
 
 
-def locate(tl: Intervals, user: np.ndarray, t: np.ndarray) -> Lookup:
-    """For each query: is ``user`` connected at ``t`` in the (unioned) timeline, else when next."""
+def locate(tl: Intervals | Sorted, user: np.ndarray, t: np.ndarray) -> Lookup:
+    """For each query: is ``user`` connected at ``t``, else when does its next interval start.
+
+    ``tl`` is a union (disjoint intervals) or a :class:`Sorted` (overlaps allowed).
+    """
+    if isinstance(tl, Sorted):
+        return _locate_sorted(tl, user, t)
     n = len(tl)
     if n == 0:
         k = user.size
@@ -157,6 +197,27 @@ def locate(tl: Intervals, user: np.ndarray, t: np.ndarray) -> Lookup:
     jc = np.minimum(j, n - 1)
     has_next = (j < n) & (tl.user[jc] == user)
     next_start = np.where(has_next, tl.start[jc], NEVER)
+    return Lookup(connected, next_start, np.where(connected, i, -1))
+
+
+def _locate_sorted(s: Sorted, user: np.ndarray, t: np.ndarray) -> Lookup:
+    n = len(s)
+    k = user.size
+    if n == 0:
+        return Lookup(np.zeros(k, bool), np.full(k, NEVER, np.int64), np.full(k, -1, np.int64))
+    q = user.astype(np.int64) * KEY + t.astype(np.int64)
+    if q.size > 1 and not bool(np.all(q[1:] >= q[:-1])):
+        order = np.argsort(q, kind="stable")
+        i = np.empty_like(q)
+        i[order] = np.searchsorted(s.skey, q[order], side="right") - 1
+    else:
+        i = np.searchsorted(s.skey, q, side="right") - 1
+    ic = np.maximum(i, 0)
+    # run_end is a max over this user's intervals up to i (earlier users' keys are all smaller)
+    connected = (i >= 0) & (s.run_end[ic] > q)
+    j = np.minimum(i + 1, n - 1)
+    has_next = (i + 1 < n) & (s.iv.user[j] == user)
+    next_start = np.where(has_next, s.iv.start[j], NEVER)
     return Lookup(connected, next_start, np.where(connected, i, -1))
 
 
