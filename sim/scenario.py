@@ -593,7 +593,7 @@ def reference_markdown() -> str:
                 if f.description:
                     rows.append(f"| `{key}` | section | {_default_text(f)} | {f.description} |")
                 continue
-            desc = (f.description or "").replace("|", "\\|")
+            desc = (f.description or f"(undocumented in the schema: see {model.__module__})").replace("|", "\\|")
             rows.append(f"| `{key}` | {_type_name(f.annotation).replace('|', 'or')} | `{_default_text(f)}` | {desc} |")
         title = prefix.rstrip(".") or "top level"
         lines.extend([f"## `{title}`", "", (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else "", ""])

@@ -5,7 +5,7 @@ knows nothing of prices; a plan's limits act on it only through :class:`sim.worl
 
 Modules: :mod:`population` (static per-user draws), :mod:`sessions` (foreground use),
 :mod:`os_model` (iOS suspension, Android freezer and Doze), :mod:`timeline` (connection intervals and
-bulk queries), :mod:`push` (wake-ups), :mod:`messaging` (messages, routing, storage, receipts),
+bulk queries; ``Sorted`` answers routing queries on unmerged sorted intervals), :mod:`push` (wake-ups), :mod:`messaging` (messages, routing, storage, receipts),
 :mod:`calls`, :mod:`connections` (handshakes, heartbeats, concurrency, MAU), :mod:`enforcer`,
 :mod:`mobile` (the day-by-day pipeline).
 """
