@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pydantic
@@ -270,13 +269,16 @@ def test_vectorised_equals_scalar(kw, direction):
         assert b.get(other, "tls_record") == m["ack_tls_record"][i]
 
 
-def test_messages_many_is_fast():
+def test_messages_on_a_large_batch_match_the_scalar_path():
+    # Speed is measured by benchmarks/bench_protocol.py; here a million-message batch must agree with the
+    # scalar path on a sample, element by element.
     p = proto(app="mqtt5")
-    sizes = np.random.default_rng(1).integers(0, 5_000, 10_000_000)
-    t = time.perf_counter()
+    sizes = np.random.default_rng(1).integers(0, 40_000, 1_000_000)
     m = p.messages(sizes, "out")
-    assert time.perf_counter() - t < 10
-    assert m["tcpip"].shape == (10_000_000,)
+    assert m["tcpip"].shape == (1_000_000,)
+    for i in np.random.default_rng(2).integers(0, sizes.size, 50):
+        one = p.messages(sizes[i : i + 1], "out")
+        assert all(m[k][i] == one[k][0] for k in m)
 
 
 def test_messages_rejects_bad_input():
