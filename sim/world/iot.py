@@ -283,9 +283,9 @@ class _Fleet:
         ] = {}  # (channel, minute) -> messages rejected at the crossing
         self.suspensions: list[tuple[int, int]] = []
 
-    def _settle(self) -> None:
+    def _settle(self, since: int | None = None, new_rows: np.ndarray | None = None) -> None:
         cfg = self.cfg
-        self.out.settle(self.windows, cfg.backoff_initial_s, cfg.backoff_max_s, self.seconds)
+        self.out.settle(self.windows, cfg.backoff_initial_s, cfg.backoff_max_s, self.seconds, since, new_rows)
 
     # -- one chunk ------------------------------------------------------------------------------------
     def _chunk(self, m0: int, m1: int) -> dict[str, np.ndarray]:
@@ -370,7 +370,7 @@ class _Fleet:
             i = o.dev[r] - devs[0]
             lo, hi = max(o.t_down[r] - base, 0), min(o.t_up[r] - base, 60)
             per[i, lo:hi] = 0
-        u = a[(o.t_up[a] >= base) & (o.t_up[a] < base + 60)]
+        u = np.flatnonzero(o.active & (o.chan == c) & (o.t_up >= base) & (o.t_up < base + 60))
         if len(u):
             np.add.at(per, (o.dev[u] - devs[0], o.t_up[u] - base), self._waiting(u))
         cum = np.cumsum(per.sum(axis=0))
@@ -381,18 +381,20 @@ class _Fleet:
         accepted = np.clip(limit - before - (cs - at), 0, at)
         rej = at - accepted
         n_rej = int(rej.sum())
+        if (c, minute) in self.rej_adjust:  # a second crossing in the same minute cannot happen
+            raise RuntimeError(f"channel {c} still over its limit in minute {minute} after suspension")
         self.rej_adjust[(c, minute)] = n_rej
         (self.requeued if cfg.qos == 1 else self.rejected)[minute] += n_rej
         t_close = base + s_star + 1
         self.windows.add(c, t_close, t_close + int(self.enforcer.suspend_s))
         up = ~o.down_at(devs, t_close)
         k = int(up.sum())
-        self.out.extend(
+        new_rows = self.out.extend(
             dev=devs[up], chan=np.full(k, c, I64), kind=np.zeros(k, I64), t_down=np.full(k, t_close, I64),
             t_detect=np.full(k, t_close, I64), t_cover=np.full(k, t_close, I64),
             u_resume=self.susp_rng.random(k), requeued=(rej if cfg.qos == 1 else np.zeros_like(rej))[up],
         )  # fmt: skip
-        self._settle()
+        self._settle(since=t_close, new_rows=new_rows)
         self.suspensions.append((c, t_close))
         notify = getattr(self.enforcer, "notify", None)
         if callable(notify):
@@ -400,23 +402,28 @@ class _Fleet:
 
     # -- run ------------------------------------------------------------------------------------------
     def chunks(self):
-        """Generator: process the period chunk by chunk, yielding the end minute of each committed chunk."""
-        size = int(max(60, min(1440, 3_000_000 // max(self.n, 1))))
-        m = 0
+        """Generator: process the period, yielding the minute reached at each day boundary.
+
+        Chunks are up to a day (fewer minutes for big fleets, to bound memory). After a suspension the
+        run restarts at the violating minute with a short chunk that doubles while no limit is hit, so
+        a reconnect storm costs a few minutes of recomputation per suspension, not a day.
+        """
+        full = int(max(60, min(1440, 3_000_000 // max(self.n, 1))))
+        size, m = full, 0
         while m < self.minutes:
-            m1 = min(m + size, self.minutes)
-            while m < m1:
-                res = self._chunk(m, m1)
-                v = self._first_violation(res, m)
-                if v is None:
-                    self._commit(res, m, m1 - m)
-                    m = m1
-                else:
-                    c, vm = v
-                    self._commit(res, m, vm - m)
-                    self._suspend(c, vm)
-                    m = vm
-            yield m
+            m1 = min(m + size, self.minutes, (m // 1440 + 1) * 1440)
+            res = self._chunk(m, m1)
+            v = self._first_violation(res, m)
+            if v is None:
+                self._commit(res, m, m1 - m)
+                m, size = m1, min(size * 2, full)
+                if m % 1440 == 0 or m == self.minutes:
+                    yield m
+            else:
+                c, vm = v
+                self._commit(res, m, vm - m)
+                self._suspend(c, vm)
+                m, size = vm, 4
 
     # -- results --------------------------------------------------------------------------------------
     def write(self, book: MeterBook, seed: np.random.SeedSequence) -> dict:
@@ -452,8 +459,8 @@ class _Fleet:
         for flag in (False, True):
             sel = conn & (resumed == flag)
             _add_event_bytes(book, self.proto.connect(flag), o.t_up[sel] // 60, 1)
-        rej_in = o.rej_t < T
-        rr, rt = o.rej_row[rej_in], o.rej_t[rej_in]
+        rr, rt = o.rejected()
+        rr, rt = rr[rt < T], rt[rt < T]
         r_res = (
             ticket_ok
             & (rt - o.prev_up[rr] <= cfg.ticket_lifetime_s)

@@ -49,29 +49,58 @@ class Outages:
     def __len__(self) -> int:
         return len(self.dev)
 
-    def extend(self, **cols: np.ndarray) -> None:
-        """Append rows and restore the sort order."""
+    def extend(self, **cols: np.ndarray) -> np.ndarray:
+        """Append rows and restore the sort order; returns the new positions of the appended rows."""
         names = ("dev", "chan", "kind", "t_down", "t_detect", "t_cover", "u_resume", "requeued")
+        n_old = len(self)
         for n in names:
-            setattr(
-                self,
-                n,
-                np.concatenate((getattr(self, n), np.asarray(cols[n]).astype(getattr(self, n).dtype))),
-            )
+            old = getattr(self, n)
+            setattr(self, n, np.concatenate((old, np.asarray(cols[n]).astype(old.dtype))))
         order = np.lexsort((self.kind, self.t_down, self.dev))
         for n in names:
             setattr(self, n, getattr(self, n)[order])
+        pos = np.empty(len(order), I64)
+        pos[order] = np.arange(len(order))
+        if len(self.t_up) == n_old:  # already settled once: carry derived columns over
+            t_up = np.full(len(order), _NEVER, I64)
+            t_up[pos[:n_old]] = self.t_up
+            self.t_up = t_up
+            self.rej_row = pos[self.rej_row]
+        return pos[n_old:]
 
-    def settle(self, windows: Windows, backoff0: int, backoff_max: int, horizon: int) -> None:
+    def settle(
+        self,
+        windows: Windows,
+        backoff0: int,
+        backoff_max: int,
+        horizon: int,
+        since: int | None = None,
+        new_rows: np.ndarray | None = None,
+    ) -> None:
         """Recompute reconnect times, rejected attempts and which rows are real.
 
-        A row is void when its device was already down (an earlier active row's ``t_up`` is later
-        than its ``t_down``); voiding is a fixed point because ``t_up`` of a row does not depend on
-        other rows.
+        ``since``: only rows still down at ``since`` (or ``new_rows``) can change, because a new
+        suspension window starts at ``since``. A row is void when its device was already down (an
+        earlier active row's ``t_up`` is later than its ``t_down``); voiding is a fixed point because
+        ``t_up`` of a row does not depend on other rows.
         """
-        self.t_up, self.rej_row, self.rej_t = reconnect(
-            self.t_detect, self.t_cover, self.chan, windows, backoff0, backoff_max, horizon
+        if since is None or len(self.t_up) != len(self):
+            redo = np.arange(len(self), dtype=I64)
+            self.rej_row, self.rej_t = np.zeros(0, I64), np.zeros(0, I64)
+            self.t_up = np.full(len(self), _NEVER, I64)
+        else:
+            mask = self.t_up >= since
+            if new_rows is not None:
+                mask[new_rows] = True
+            redo = np.flatnonzero(mask)
+            keep = ~mask[self.rej_row]
+            self.rej_row, self.rej_t = self.rej_row[keep], self.rej_t[keep]
+        t_up, rr, rt = reconnect(
+            self.t_detect[redo], self.t_cover[redo], self.chan[redo], windows, backoff0, backoff_max, horizon
         )
+        self.t_up[redo] = t_up
+        self.rej_row = np.concatenate((self.rej_row, redo[rr]))
+        self.rej_t = np.concatenate((self.rej_t, rt))
         active = np.ones(len(self), bool)
         for _ in range(1000):
             prev = _prev_max_per_dev(self.dev, np.where(active, self.t_up, -1))
@@ -81,12 +110,17 @@ class Outages:
             active = new
         self.active = active
         self.prev_up = _prev_max_per_dev(self.dev, np.where(active, self.t_up, -_NEVER))
-        keep = active[self.rej_row] if len(self.rej_row) else np.zeros(0, bool)
-        self.rej_row, self.rej_t = self.rej_row[keep], self.rej_t[keep]
+
+    def rejected(self) -> tuple[np.ndarray, np.ndarray]:
+        """(row, time) of rejected reconnection attempts of active rows."""
+        keep = self.active[self.rej_row] if len(self.rej_row) else np.zeros(0, bool)
+        return self.rej_row[keep], self.rej_t[keep]
 
     def down_at(self, dev: np.ndarray, t: int) -> np.ndarray:
         """Whether each device in ``dev`` is inside an active outage at time ``t``."""
         act = np.flatnonzero(self.active)
+        if len(act) == 0:
+            return np.zeros(len(dev), bool)
         key = self.dev[act] * _BIG + self.t_down[act]
         i = np.searchsorted(key, dev * _BIG + t, side="right") - 1
         ok = i >= 0
