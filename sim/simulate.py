@@ -72,14 +72,19 @@ def make_protocol(sc: Scenario):
 
 
 def simulate(scenario: Scenario, *, seed: int | None = None, progress: bool = True,
-             enforcer: Enforcer | None = None, raise_errors: bool = False) -> RunResult:
-    """Simulate ``scenario`` (``seed`` overrides ``scenario.seed``) and meter its usage."""
+             enforcer: Enforcer | None = None, raise_errors: bool = False, iot_enforcer: Any = None) -> RunResult:
+    """Simulate ``scenario`` (``seed`` overrides ``scenario.seed``) and meter its usage.
+
+    ``enforcer`` acts on the mobile world (e.g. :class:`sim.world.plan_enforcer.PlanEnforcer`);
+    ``iot_enforcer`` on the IoT fleet (an ``IotLimits``-like object, see :mod:`sim.world.iot`). Their
+    reports become the usage's ``enforcement`` section (the fleet's under ``enforcement.iot``).
+    """
     seed = scenario.seed if seed is None else int(seed)
     result = RunResult(scenario=scenario_dict(scenario), seed=seed, version=sim.__version__)
     result.scenario["seed"] = seed
     t0 = time.perf_counter()
     try:
-        result.usage, result.book = _run(scenario, seed, progress, enforcer, result.timings)
+        result.usage, result.book = _run(scenario, seed, progress, enforcer, iot_enforcer, result.timings)
         result.frame = result.book.to_frame()
     except Exception as exc:  # noqa: BLE001 - recorded in the result, re-raised on request
         if raise_errors:
@@ -89,7 +94,7 @@ def simulate(scenario: Scenario, *, seed: int | None = None, progress: bool = Tr
     return result
 
 
-def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None,
+def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot_enforcer: Any,
          timings: dict[str, float]) -> tuple[dict, MeterBook]:
     days = sc.simulation.days
     start = sc.simulation.start
@@ -116,13 +121,19 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None,
     timings.update(world.timings)
     extra_meters: dict = {}
     if sc.iot is not None:
-        extra_meters = _run_iot(sc, streams, book, start, days, enforcer)
+        extra_meters = _run_iot(sc, streams, book, start, days, iot_enforcer)
     usage = book.to_usage(end, meters)
     _merge_iot(usage["meters"], extra_meters, book)
     usage["counts"] = dict(sorted(book.counts.items()))
     usage["run"] = {"seed": seed, "version": sim.__version__, "scenario": sc.name}
-    if enforcer is not None and getattr(enforcer, "report", None):
-        usage["enforcement"] = enforcer.report
+    enforcement: dict = {}
+    if enforcer is not None:
+        enforcer.finish(usage["meters"])
+        enforcement.update(enforcer.report or {})
+    if iot_enforcer is not None and getattr(iot_enforcer, "report", None):
+        enforcement["iot"] = iot_enforcer.report
+    if enforcement:
+        usage["enforcement"] = enforcement
     return usage, book
 
 

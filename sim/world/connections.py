@@ -191,17 +191,31 @@ class ConnectionMeter:
         self.ccu_max[m0 : m0 + per_min.size] = per_min
 
     # -- output --------------------------------------------------------------------------------------
+    def _costs(self, keep: np.ndarray):
+        p = self.protocol
+        return ((self.full, p.connect(False)), (self.resumed, p.connect(True)),
+                (self.graceful, p.disconnect(True)), (keep, p.keepalive()))
+
+    def provisional_outbound(self) -> dict[str, np.ndarray]:
+        """Outbound bytes per category if the run ended now: the book's plus connection costs so far.
+
+        The same additions in the same order as :meth:`flush`, so a minute to which nothing more is
+        added later has bit-identical values.
+        """
+        out = {c: a.copy() for (d, c), a in self.book.bytes.items() if d == "out"}
+        keep = settle(np.cumsum(self.keepalive_diff)[:-1])
+        for counts, cost in self._costs(keep):
+            for cat, v in cost.out.items():
+                if v:
+                    out[cat] += counts * v
+        return out
+
     def flush(self) -> dict:
         """Write connection bytes and series into the book; return the world meters."""
-        book, p = self.book, self.protocol
+        book = self.book
         minutes = np.arange(self.minutes)
         keep = settle(np.cumsum(self.keepalive_diff)[:-1])
-        for counts, cost in (
-            (self.full, p.connect(False)),
-            (self.resumed, p.connect(True)),
-            (self.graceful, p.disconnect(True)),
-            (keep, p.keepalive()),
-        ):
+        for counts, cost in self._costs(keep):
             for d, side in (("out", cost.out), ("in", cost.inb)):
                 for cat, v in side.items():
                     if v:

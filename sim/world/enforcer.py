@@ -7,22 +7,49 @@ cannot be applied to the usage afterwards. The world therefore consults an :clas
 simulated day, at three points of its pipeline, *before* outcomes are decided:
 
 1. :meth:`admit_messages` - after the day's messages are generated (time-sorted view given), before
-   fan-out: return a mask of accepted originated messages (rate limits per second/minute).
+   fan-out: return a mask of accepted originated messages (rate limits per second/minute), or an
+   :class:`Admission` when clients retry (accepted messages may then go through later, and every
+   refused attempt is listed so that the world can charge its bytes).
 2. :meth:`suspensions` - after connection timelines are built: return ``[a, b)`` windows (ms from the
    period start) during which all connections are closed by the server and new ones rejected; the
    world cuts every connection at ``a`` and makes clients that still want to be online reconnect at
    ``b`` + backoff (a reconnect storm, each reconnect paying a handshake). Messages whose sender is
    offline because of a suspension are rejected.
 3. :meth:`admit_storage` - for copies about to be stored for offline recipients: return a mask of
-   copies that may be stored (a storage cap discards the others; they count as ``dropped``).
+   copies that may be stored (a storage cap *discards* the others).
+
+Around these, the world calls :meth:`begin` once (period start and length), :meth:`day_end` after each
+day with a callable returning the usage meters known so far (per-minute arrays: what notifications
+and throttling watch), :meth:`note_rejected` for rejections the world decides itself (senders cut by
+a suspension), and :meth:`finish` with the final usage meters.
 
 The default does nothing. Subclasses keep their own state (e.g. a token bucket) and can record what
 they did in :attr:`report`, which the world adds to the usage document's ``enforcement`` section.
+Enforcers must not draw from the world's random streams: with limits that never bind, a run with an
+enforcer is bit-identical to the run without one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
 import numpy as np
+
+#: Reasons a message is rejected (index = :attr:`Admission.reason` code - 1).
+REJECT_REASONS = ("message_rate", "throttled", "suspended", "enforcer")
+
+
+@dataclass
+class Admission:
+    """What :meth:`Enforcer.admit_messages` decided for a day's originated messages (time-sorted)."""
+
+    keep: np.ndarray          # bool per message: finally accepted
+    t: np.ndarray             # int64 ms per message: when it was accepted (a retry moves it later)
+    reason: np.ndarray        # int8 per message: 0 accepted, else 1 + index in REJECT_REASONS
+    attempt_msg: np.ndarray   # int64: message index of every refused attempt (retried or final)
+    attempt_t: np.ndarray     # int64 ms: time of every refused attempt
 
 
 class Enforcer:
@@ -31,7 +58,11 @@ class Enforcer:
     def __init__(self) -> None:
         self.report: dict = {}
 
-    def admit_messages(self, t_ms: np.ndarray, sender: np.ndarray, fanout: np.ndarray) -> np.ndarray | None:
+    def begin(self, start: datetime, minutes: int) -> None:
+        """The run's period: starts at ``start`` and lasts ``minutes`` minutes."""
+
+    def admit_messages(self, t_ms: np.ndarray, sender: np.ndarray,
+                       fanout: np.ndarray) -> np.ndarray | Admission | None:
         """Mask of accepted originated messages (``None`` = all). Arrays are sorted by time."""
         return None
 
@@ -43,3 +74,13 @@ class Enforcer:
     def admit_storage(self, t_ms: np.ndarray, nbytes: np.ndarray, stored_level_bytes: float) -> np.ndarray | None:
         """Mask of copies that may be stored (``None`` = all), given the stored level at day start."""
         return None
+
+    def note_rejected(self, reason: str, messages: int, copies: int) -> None:
+        """The world rejected ``messages`` originated messages (``copies`` recipient copies) itself."""
+
+    def day_end(self, day_end_ms: int, usage_so_far: Callable[[], dict[str, np.ndarray]]) -> None:
+        """A day is done; ``usage_so_far()`` gives per-minute meters (outbound_bytes, turn_bytes,
+        stored_bytes, mau, peak_ccu) as known now; minutes before ``day_end_ms`` are (nearly) final."""
+
+    def finish(self, meters: dict) -> None:
+        """The run is over; ``meters`` are the usage document's final meters."""

@@ -9,7 +9,8 @@ Routing decides each copy against the recipient's connection timeline (:func:`ro
 once if connected at the send time; otherwise dropped (store flag off) or stored and delivered at the
 start of the recipient's next connection, expired at its TTL, or still pending when the day ends. The
 pending pool is re-routed on later days, so outcomes only become final when their time has been
-simulated; conservation ``sent = delivered + pending + expired + dropped`` holds exactly.
+simulated; conservation ``sent = delivered + pending + expired + dropped`` holds exactly (with a plan's
+limits acting, ``+ rejected + discarded``: see :mod:`sim.world.mobile`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from sim.world.timeline import KEY, NEVER, Intervals, locate
 
 MSG, DELIVERY_RECEIPT, READ_RECEIPT = 0, 1, 2
 
-# outcomes of a routing pass
-DELIVERED_NOW, DELIVERED_LATER, DROPPED, EXPIRED, PENDING = 0, 1, 2, 3, 4
+# outcomes of a routing pass (DISCARDED is set by the world when a storage cap refuses a store)
+DELIVERED_NOW, DELIVERED_LATER, DROPPED, EXPIRED, PENDING, DISCARDED = 0, 1, 2, 3, 4, 5
 
 
 @dataclass

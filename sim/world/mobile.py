@@ -19,6 +19,7 @@ Pipeline of one day ``[cs, ce)``:
 4. messages (:mod:`messaging`); copies that find their recipient offline trigger push wake-ups
    (:mod:`push`), which add short connections;
 5. enforcer hooks (rate limits, suspensions, storage caps; no-op by default, :mod:`enforcer`);
+   the enforcer sees the day's usage meters at its end (notifications, throttling);
 6. routing of new copies and of the pending pool; delivery and read receipts, routed the same way;
 7. connections opened and closed (handshakes, heartbeats, concurrency; :mod:`connections`).
 """
@@ -29,16 +30,17 @@ import time
 
 import numpy as np
 
-from sim.meters import MeterBook
+from sim.meters import BILLED_OUTBOUND, MeterBook
 from sim.rng import Streams
 from sim.scenario import Scenario
 from sim.world.calls import call_intervals, draw_calls, meter_calls
 from sim.world.connections import DAY_MS, MINUTE_MS, ConnectionMeter, settle
-from sim.world.enforcer import Enforcer
+from sim.world.enforcer import REJECT_REASONS, Admission, Enforcer
 from sim.world.messaging import (
     DELIVERED_LATER,
     DELIVERED_NOW,
     DELIVERY_RECEIPT,
+    DISCARDED,
     DROPPED,
     EXPIRED,
     MSG,
@@ -87,7 +89,9 @@ class MobileWorld:
         tls_on = sc.protocol.tls != "off"
         self.conn = ConnectionMeter(book, protocol, sc.network, self.pop.n, self.days, tls_on,
                                     tls_on and sc.protocol.session_tickets)
-        self.counts: dict[str, int] = {}
+        # every run reports these (0 without an enforcer), so that with limits that never bind the
+        # usage is identical to the unrestricted run's
+        self.counts: dict[str, int] = {"rejected": 0, "discarded": 0}
         self.tl = Intervals.empty()
         self.fg_carry = Intervals.empty()
         self.pending = Copies.empty()
@@ -107,6 +111,7 @@ class MobileWorld:
         self.deliv_series = np.zeros(m)
         self.ttl_ms = None if sc.messaging.ttl_s is None else int(sc.messaging.ttl_s * 1000)
         self._hooks = type(self.enforcer) is not Enforcer
+        self.enforcer.begin(book.start, book.minutes)
         self.timings: dict[str, float] = {}
         self._t = time.perf_counter()
 
@@ -208,6 +213,8 @@ class MobileWorld:
         self._lap("conn_close")
         self.tl = tl.take(tl.end >= ce)
         self.fg_carry = fg.take(fg.end > ce) if sc.messaging.read_receipts else Intervals.empty()
+        if self._hooks:
+            self.enforcer.day_end(ce, self._usage_so_far)
 
     # -- pieces ----------------------------------------------------------------------------------------
     def _background(self, fg: Intervals, cs: int, ce: int, rng: np.random.Generator) -> Intervals:
@@ -261,15 +268,59 @@ class MobileWorld:
         return Sorted.of(union(split_idle(tl, nat, detect, backoff)), presorted=True)
 
     def _admit(self, msgs: Originated) -> Originated:
+        """Ask the enforcer which originated messages are accepted (rate limits, throttling).
+
+        Accounting (conservation is over final outcomes): a finally rejected message counts all its
+        recipient copies in ``messages_sent`` and in ``rejected`` (and ``rejected_<reason>``); it is
+        not uploaded as accepted, so it is not in ``messages_originated``. Every refused *attempt*
+        (including those later retried successfully) costs its upload inbound and the platform's error
+        reply outbound (an application-protocol message of ``receipt_bytes``); ``rejected_attempts``
+        counts them and ``message_retries`` the retries among them. A retried message that gets
+        through is sent at its accepted attempt's time.
+        """
         order = np.argsort(msgs.t, kind="stable")
-        mask = self.enforcer.admit_messages(msgs.t[order], msgs.sender[order], msgs.fanout[order])
-        if mask is None:
+        res = self.enforcer.admit_messages(msgs.t[order], msgs.sender[order], msgs.fanout[order])
+        if res is None:
             return msgs
+        if isinstance(res, Admission):
+            keep_s, reason_s = np.asarray(res.keep, dtype=bool), np.asarray(res.reason)
+            att = order[res.attempt_msg]
+            att_t = np.asarray(res.attempt_t, dtype=np.int64)
+        else:  # a plain mask: one refused attempt per rejected message, no retry
+            keep_s = np.asarray(res, dtype=bool)
+            reason_s = np.where(keep_s, 0, REJECT_REASONS.index("enforcer") + 1)
+            att = order[~keep_s]
+            att_t = msgs.t[att]
         keep = np.zeros(len(msgs), dtype=bool)
-        keep[order] = np.asarray(mask, dtype=bool)
-        self._count("rejected", int((~keep).sum()))
-        self._count("rejected_copies", int(msgs.fanout[~keep].sum()))
+        keep[order] = keep_s
+        reason = np.zeros(len(msgs), dtype=np.int8)
+        reason[order] = reason_s
+        if att.size:
+            self._refused_attempts(msgs.size[att], att_t)
+            self._count("message_retries", att.size - int((~keep).sum()))
+        if isinstance(res, Admission):
+            t = msgs.t.copy()
+            t[order] = res.t
+            msgs = Originated(msgs.sender, t, msgs.size, msgs.fanout, msgs.store)
+        for code, name in enumerate(REJECT_REASONS, start=1):
+            sel = reason == code
+            if sel.any():
+                self._reject(name, int(sel.sum()), int(msgs.fanout[sel].sum()))
         return msgs.take(keep)
+
+    def _reject(self, reason: str, messages: int, copies: int) -> None:
+        self._count("messages_rejected", messages)
+        self._count("messages_sent", copies)
+        self._count("rejected", copies)
+        self._count(f"rejected_{reason}", copies)
+
+    def _refused_attempts(self, sizes: np.ndarray, t: np.ndarray) -> None:
+        """A refused upload: its bytes in, and the platform's error reply out (an app-protocol message)."""
+        minute = t // MINUTE_MS
+        self._add_messages(sizes, minute, "in", receipt=False)
+        reply = np.full(sizes.size, int(round(self.sc.messaging.receipt_bytes)), dtype=np.int64)
+        self._add_messages(reply, minute, "out", receipt=True)
+        self._count("rejected_attempts", sizes.size)
 
     def _suspend(self, tl, msgs: Originated, copies: Copies, cs: int, ce: int, rng):
         nmin = (ce - cs) // MINUTE_MS
@@ -288,22 +339,43 @@ class MobileWorld:
         self._count("suspension_rejected_connects", rejected)
         ok = locate(tl, msgs.sender, msgs.t).connected
         if not ok.all():
-            self._count("rejected", int((~ok).sum()))
-            self._count("rejected_copies", int(msgs.fanout[~ok].sum()))
+            # the sender's connection is cut: nothing reaches the server, so no bytes are charged
+            n_msg, n_copies = int((~ok).sum()), int(msgs.fanout[~ok].sum())
+            self._reject("suspended", n_msg, n_copies)
+            self.enforcer.note_rejected("suspended", n_msg, n_copies)
             keep_copy = np.repeat(ok, msgs.fanout)
             msgs, copies = msgs.take(ok), copies.take(keep_copy)
         return tl, msgs, copies
 
     def _storage_cap(self, c: Copies, r: Routed) -> None:
-        stored = c.new & r.offline & c.store
+        """Copies the enforcer does not let the store take are *discarded* (buffer full)."""
+        stored = c.new & r.offline & c.store & (r.outcome != DROPPED)
         idx = np.flatnonzero(stored)
         mask = self.enforcer.admit_storage(c.t[idx], c.size[idx], self.stored_level)
         if mask is None:
             return
         bad = idx[~np.asarray(mask, dtype=bool)]
-        r.outcome[bad] = DROPPED
+        r.outcome[bad] = DISCARDED
         r.when[bad] = c.t[bad]
-        self._count("dropped_storage_cap", bad.size)
+        if bad.size:
+            self._count("discarded_storage", bad.size)
+
+    def _usage_so_far(self) -> dict[str, np.ndarray]:
+        """Per-minute usage meters as known now (what the enforcer watches at the end of a day).
+
+        Built exactly as :meth:`finish` and :meth:`MeterBook.to_usage` will build them, so minutes whose
+        contributions are all in are bit-identical to the final usage. Only keep-alives of connections
+        still open at midnight (spread over the connection's life when it closes) and concurrency are
+        added to past minutes later.
+        """
+        out = self.conn.provisional_outbound()
+        return {
+            "outbound_bytes": sum(out[c] for c in BILLED_OUTBOUND),
+            "turn_bytes": out["turn_media"],
+            "stored_bytes": settle(np.cumsum(self.stored_delta)[:-1]),
+            "mau": self.conn.mau_first.copy(),
+            "peak_ccu": np.maximum(self.conn.ccu_max, np.cumsum(self.conn.ccu_diff)[:-1]),
+        }
 
     def _stored_size(self, c: Copies, idx: np.ndarray) -> np.ndarray:
         return c.size[idx] + self.sc.messaging.stored_overhead_bytes
@@ -369,7 +441,10 @@ class MobileWorld:
             self._count(f"{p}dropped", int(drop.sum()))
             if kind_is_msg:
                 self._count("dropped_no_store", int((drop & ~c.store).sum()))
-            stored_new = new & r.offline & (out != DROPPED)
+            disc = sel & (out == DISCARDED)
+            if disc.any():
+                self._count(f"{p}discarded", int(disc.sum()))
+            stored_new = new & r.offline & (out != DROPPED) & (out != DISCARDED)
             self._count(f"{p}stored_total", int(stored_new.sum()))
             # stored-bytes level: + at store time, - at delivery/expiry
             idx = np.flatnonzero(stored_new)

@@ -1,0 +1,359 @@
+"""A plan's runtime limits acting on the mobile world (messaging seed): rate limit, notifications, throttling.
+
+:class:`PlanEnforcer` is built from the runtime parts of a plan only (``restrictions``, ``throttling``,
+and the free limits / notification thresholds as plain numbers); it knows no prices. What it does:
+
+* **Message rate limit** (``measure: messages_per_second``, ``action: reject``; seed FAQ "What is
+  Message Rate Limit?"): at most ``cap = max(1, floor(limit))`` originated messages are accepted in
+  any wall-clock second across the app, first come first served; the others are refused (reason
+  ``message_rate``). A refused client **retries with backoff** (deterministic: 1 s, 2 s, 4 s ... after
+  the refused attempt, ``retries`` times); a retry is a new attempt that competes for its own second's
+  capacity. A message whose last retry is refused, or whose next retry would fall after midnight of
+  its day, is finally rejected. Every refused attempt is listed in the :class:`Admission` so that the
+  world charges its upload and the platform's error reply; conservation is over final outcomes.
+* **Notifications** (FAQ "What happens if my apps exceed the limits"): when cumulative usage of a
+  watched meter crosses each threshold (50 %, 75 %) of its free limit / included quantity. The times
+  reported at the end (:meth:`finish`) are computed from the final usage meters by exactly the rule of
+  ``sim.pricing`` (same progress series, same in-minute interpolation), so they equal the bill's.
+* **Throttling** ("We will throttle ... only if you do not take any action after these notifications";
+  plan ``throttling``): once usage passes 100 % of a free limit and ``grace`` has passed since that
+  meter's last notification (a simulated app never acts), the app is throttled to
+  ``throttling.messages_per_second`` (refused messages: reason ``throttled``, retried like above).
+  The platform evaluates usage once per simulated day, from what the world knows at midnight (minutes
+  not yet final can only gain usage later, so runtime crossing times are never earlier than the final
+  ones): throttling starts at ``max(exceeded, last notification + grace)``, but not before the
+  midnight at which that became known.
+* ``dry_run=True``: admits everything and records in :attr:`report` what it would have done on this
+  traffic (rejections by reason, the throttling start), so that an unrestricted probe shows which
+  plans bind (:attr:`binds`) and only those need a restricted re-run.
+
+Nothing here draws random numbers, so an enforcer whose limits never bind leaves the run
+bit-identical to the unrestricted one.
+
+Report (plain JSON; the usage document's ``enforcement`` section)::
+
+    {"plan": name, "dry_run": bool,
+     "suspensions": [{"element", "limit", "start", "minutes"}],   # none for the messaging seed's plans
+     "rejected": {reason: copies}, "rejected_messages": {reason: originated messages},
+     "refused_attempts": {reason: attempts}, "discarded": {reason: copies},
+     "notifications": [{"meter", "threshold", "at"}], "throttled_from": iso or null,
+     "unsupported": [restriction names this world does not enforce]}
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import numpy as np
+
+from sim.world.enforcer import REJECT_REASONS, Admission, Enforcer
+
+DAY_MS = 86_400_000
+SECOND_MS = 1000
+MINUTE_S = 60
+QUANTUM = Decimal("1e-9")  # as sim.metering: quantities are quantized to 1e-9 of their unit
+_CUMULATIVE = ("sum", "unique")
+_MESSAGE_RATE = REJECT_REASONS.index("message_rate") + 1
+_THROTTLED = REJECT_REASONS.index("throttled") + 1
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A usage meter watched against a free limit (plain numbers, in the metric's unit)."""
+
+    metric: str
+    meter: str
+    aggregation: str
+    factor: Decimal      # meter unit -> metric unit (bytes -> GB = 1e-9)
+    base: Decimal        # the free limit / included quantity, in metric units
+
+
+class PlanEnforcer(Enforcer):
+    """Rate limit, notifications and throttling of one plan, for the mobile world."""
+
+    def __init__(self, name: str = "", *, message_rate: float | None = None, notify: tuple[Watch, ...] = (),
+                 thresholds: tuple[float, ...] = (), free_limits: tuple[Watch, ...] = (),
+                 throttle_grace_s: int | None = None, throttle_rate: float | None = None,
+                 unsupported: tuple[str, ...] = (), dry_run: bool = False, retries: int = 3,
+                 backoff_s: float = 1.0, start: datetime | None = None, minutes: int | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.rate_cap = None if message_rate is None else max(1, math.floor(message_rate))
+        self.throttle_cap = None if throttle_rate is None else max(1, math.floor(throttle_rate))
+        self.throttle_grace_s = throttle_grace_s
+        self.notify = notify
+        self.thresholds = tuple(sorted(thresholds))
+        self.free_limits = free_limits if throttle_rate is not None else ()
+        self.dry_run = dry_run
+        self.retries = int(retries)
+        self.backoff_ms = int(round(backoff_s * 1000))
+        self.start = start
+        self.minutes = minutes
+        self.throttled_from_ms: int | None = None
+        self._runtime_notes: dict[tuple[str, float], float] = {}   # (meter, threshold) -> seconds from start
+        self.report = {
+            "plan": name, "dry_run": dry_run, "suspensions": [], "rejected": {}, "rejected_messages": {},
+            "refused_attempts": {}, "discarded": {}, "notifications": [], "throttled_from": None,
+            "unsupported": list(unsupported),
+        }
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_plan(cls, plan, users: int, book=None, dry_run: bool = False, **kw) -> PlanEnforcer:
+        """The runtime parts of ``plan`` (a :class:`sim.plan.Plan`) for an app of ``users`` registered users.
+
+        ``book`` (a :class:`sim.meters.MeterBook`), if given, fixes the period now; otherwise the world
+        tells the enforcer when the run begins. ``kw``: ``retries``, ``backoff_s``.
+        """
+        rate, unsupported = None, []
+        for name, r in plan.restrictions.items():
+            if r.measure == "messages_per_second" and r.action in ("reject", "throttle") \
+                    and r.scope in ("app", "account", "platform"):
+                limit = r.resolved_limit(users)
+                rate = limit if rate is None else min(rate, limit)
+            else:
+                unsupported.append(name)
+
+        def watch(metric: str, base) -> Watch:
+            m = plan.metrics[metric]
+            return Watch(metric, m.meter, m.aggregation, m.factor, Decimal(base))
+
+        limits = tuple(watch(lim.metric, lim.max) for lim in plan.limits if lim.max is not None)
+        included = tuple(watch(c.metric, c.included) for c in plan.charges if c.included > 0)
+        notify, thresholds = (), ()
+        if plan.notifications is not None:
+            notify = limits if plan.notifications.of == "limits" else included
+            thresholds = tuple(plan.notifications.thresholds)
+        grace, trate = None, None
+        if plan.throttling is not None:
+            from sim.period import Interval
+
+            grace = Interval.parse(plan.throttling.grace).seconds
+            trate = float(plan.throttling.messages_per_second)
+        return cls(plan.name, message_rate=rate, notify=notify, thresholds=thresholds,
+                   free_limits=limits or included, throttle_grace_s=grace, throttle_rate=trate,
+                   unsupported=tuple(unsupported), dry_run=dry_run,
+                   start=book.start if book is not None else None,
+                   minutes=book.minutes if book is not None else None, **kw)
+
+    @property
+    def binds(self) -> bool:
+        """Whether the enforcer changed (or, in a dry run, would have changed) anything in the run."""
+        r = self.report
+        return bool(any(r["rejected"].values()) or any(r["refused_attempts"].values())
+                    or any(r["discarded"].values()) or r["suspensions"] or r["throttled_from"])
+
+    def begin(self, start: datetime, minutes: int) -> None:
+        self.start, self.minutes = start, minutes
+
+    # -- admission ---------------------------------------------------------------------------------
+    def admit_messages(self, t_ms, sender, fanout):
+        if len(t_ms) == 0 or (self.rate_cap is None and self.throttled_from_ms is None):
+            return None
+        cs = int(t_ms[0]) // DAY_MS * DAY_MS
+        adm = self._limit(np.asarray(t_ms, dtype=np.int64), cs, cs + DAY_MS)
+        if adm is None:
+            return None
+        fan = np.asarray(fanout, dtype=np.int64)
+        for code, reason in enumerate(REJECT_REASONS, start=1):
+            sel = adm.reason == code
+            if sel.any():
+                self._add("rejected_messages", reason, int(sel.sum()))
+                self._add("rejected", reason, int(fan[sel].sum()))
+        if adm.attempt_msg.size:
+            thr = self._throttled(adm.attempt_t)
+            self._add("refused_attempts", "throttled", int(thr.sum()))
+            self._add("refused_attempts", "message_rate", int((~thr).sum()))
+        return None if self.dry_run else adm
+
+    def note_rejected(self, reason: str, messages: int, copies: int) -> None:
+        self._add("rejected_messages", reason, messages)
+        self._add("rejected", reason, copies)
+
+    def _add(self, section: str, reason: str, n: int) -> None:
+        if n:
+            d = self.report[section]
+            d[reason] = d.get(reason, 0) + int(n)
+
+    def _throttled(self, t: np.ndarray) -> np.ndarray:
+        if self.throttled_from_ms is None:
+            return np.zeros(t.shape, dtype=bool)
+        return t >= self.throttled_from_ms // SECOND_MS * SECOND_MS
+
+    def _limit(self, t: np.ndarray, cs: int, ce: int) -> Admission | None:
+        """Per-second caps with retries; ``None`` when no second is over its cap (nothing changes)."""
+        nsec = (ce - cs) // SECOND_MS
+        big = np.iinfo(np.int64).max
+        cap = np.full(nsec, self.rate_cap if self.rate_cap is not None else big, dtype=np.int64)
+        thr_sec = nsec
+        if self.throttled_from_ms is not None and self.throttled_from_ms < ce:
+            thr_sec = max(0, (self.throttled_from_ms - cs) // SECOND_MS)
+            cap[thr_sec:] = np.minimum(cap[thr_sec:], self.throttle_cap)
+        sec = (t - cs) // SECOND_MS
+        counts = np.bincount(sec, minlength=nsec)[:nsec]
+        over = np.flatnonzero(counts > cap)
+        if over.size == 0:
+            return None
+        n = t.size
+        keep = np.ones(n, dtype=bool)
+        when = t.copy()
+        reason = np.zeros(n, dtype=np.int8)
+        att_msg: list[int] = []
+        att_t: list[int] = []
+        bounds = np.searchsorted(sec, np.arange(nsec + 1))
+        heap: list[tuple[int, int, int]] = []     # (retry time, message, retries so far)
+        over_l = over.tolist()
+        oi = 0
+        while oi < len(over_l) or heap:
+            s_over = over_l[oi] if oi < len(over_l) else nsec
+            s_heap = (heap[0][0] - cs) // SECOND_MS if heap else nsec
+            s = min(s_over, s_heap)
+            if s == s_over:
+                oi += 1
+            lo, hi = int(bounds[s]), int(bounds[s + 1])
+            ct, ci, ck = t[lo:hi].tolist(), list(range(lo, hi)), [0] * (hi - lo)
+            while heap and (heap[0][0] - cs) // SECOND_MS == s:
+                rt, ri, rk = heapq.heappop(heap)
+                ct.append(rt)
+                ci.append(ri)
+                ck.append(rk)
+            c = int(cap[s])
+            cand = sorted(zip(ct, ci, ck, strict=True))
+            for tm, i, k in cand[:c]:
+                if k:                                   # a retry that got through
+                    keep[i] = True
+                    when[i] = tm
+            code = _THROTTLED if s >= thr_sec else _MESSAGE_RATE
+            for tm, i, k in cand[c:]:
+                att_msg.append(i)
+                att_t.append(tm)
+                keep[i] = False
+                nxt = tm + self.backoff_ms * (1 << k)
+                if k < self.retries and nxt < ce:
+                    heapq.heappush(heap, (nxt, i, k + 1))
+                else:
+                    reason[i] = code
+        return Admission(keep, when, reason, np.asarray(att_msg, dtype=np.int64), np.asarray(att_t, dtype=np.int64))
+
+    # -- notifications and throttling --------------------------------------------------------------
+    def day_end(self, day_end_ms: int, usage_so_far: Callable[[], dict[str, np.ndarray]]) -> None:
+        if not self.notify and not self.free_limits:
+            return
+        meters = usage_so_far()
+        upto = day_end_ms // (MINUTE_S * 1000)
+        for w in self.notify:
+            v = meters.get(w.meter)
+            if v is None:
+                continue
+            progress = _progress(np.asarray(v[:upto], dtype=np.float64), w)
+            for th in self.thresholds:
+                key = (w.meter, th)
+                if key in self._runtime_notes:
+                    continue
+                at = _time_reaching(progress, float(w.base * Decimal(repr(th))), w.aggregation in _CUMULATIVE,
+                                    self._period_s())
+                if at is not None:
+                    self._runtime_notes[key] = at
+        if self.throttled_from_ms is None and self.throttle_cap is not None:
+            self._decide_throttling(meters, upto, day_end_ms)
+        self.report["notifications"] = self._notes(self._runtime_notes)
+
+    def _decide_throttling(self, meters: dict, upto: int, day_end_ms: int) -> None:
+        best = None
+        for w in self.free_limits:
+            v = meters.get(w.meter)
+            if v is None:
+                continue
+            progress = _progress(np.asarray(v[:upto], dtype=np.float64), w)
+            above = np.flatnonzero(progress > float(w.base))
+            if above.size == 0:
+                continue
+            exceeded_s = float(above[0]) * MINUTE_S
+            notes = [at for (meter, _), at in self._runtime_notes.items() if meter == w.meter]
+            start_s = max([exceeded_s] + [at + self.throttle_grace_s for at in notes])
+            start_ms = max(int(math.ceil(start_s * 1000)), day_end_ms)
+            best = start_ms if best is None else min(best, start_ms)
+        if best is not None and (self.minutes is None or best < self.minutes * MINUTE_S * 1000):
+            self.throttled_from_ms = best
+            self.report["throttled_from"] = self._iso(best / 1000)
+
+    def finish(self, meters: dict) -> None:
+        """Notifications from the final usage meters, by ``sim.pricing``'s rule (equal to the bill's)."""
+        if not self.notify:
+            return
+        out: dict[tuple[str, float], float | None] = {}
+        for w in self.notify:
+            value = meters.get(w.meter)
+            if value is None:
+                continue
+            if isinstance(value, dict):
+                v = np.asarray(value["values"], dtype=np.float64)
+                raw = _aggregate(v, w.aggregation)
+                progress = _progress(v, w) if value.get("interval") == "1min" else None
+            else:
+                raw, progress = float(value), None
+            converted = (_to_decimal(raw) * w.factor).quantize(QUANTUM, rounding=ROUND_HALF_UP)
+            for th in self.thresholds:
+                level = w.base * Decimal(repr(th))
+                if converted < level:
+                    continue
+                out[(w.meter, th)] = None if progress is None else _time_reaching(
+                    progress, float(level), w.aggregation in _CUMULATIVE, self._period_s())
+        self.report["notifications"] = self._notes(out)
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _period_s(self) -> float:
+        return float(self.minutes * MINUTE_S) if self.minutes else math.inf
+
+    def _iso(self, seconds: float) -> str:
+        start = self.start if self.start is not None else datetime(1970, 1, 1, tzinfo=UTC)
+        return (start.astimezone(UTC) + timedelta(seconds=seconds)).isoformat()
+
+    def _notes(self, notes: dict) -> list[dict]:
+        rows = sorted(notes.items(), key=lambda kv: (kv[1] is None, kv[1] or 0.0, kv[0][0], kv[0][1]))
+        return [{"meter": meter, "threshold": th, "at": None if at is None else self._iso(at)}
+                for (meter, th), at in rows]
+
+
+def _to_decimal(x: float) -> Decimal:
+    return Decimal(repr(float(x))).quantize(QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def _aggregate(v: np.ndarray, aggregation: str) -> float:
+    if v.size == 0:
+        return 0.0
+    if aggregation in _CUMULATIVE:
+        return float(np.cumsum(v)[-1])
+    if aggregation == "max":
+        return float(np.maximum.accumulate(v)[-1])
+    if aggregation == "latest":
+        return float(v[-1])
+    return float(v.mean())      # avg (daily_avg of a whole-day series: the same up to day-boundary weights)
+
+
+def _progress(v: np.ndarray, w: Watch) -> np.ndarray:
+    """The metric's value so far at the end of each minute, as ``sim.metering`` computes it."""
+    p = np.cumsum(v) if w.aggregation in _CUMULATIVE else np.maximum.accumulate(v)
+    return p * float(w.factor) if w.factor != 1 else p
+
+
+def _time_reaching(progress: np.ndarray, level: float, cumulative: bool, period_s: float) -> float | None:
+    """Seconds from the start at which ``progress`` (per minute) first reached ``level``
+    (interpolated inside the minute for cumulative meters), as ``Measurement.time_reaching``."""
+    hit = np.flatnonzero(progress >= level)
+    if hit.size == 0:
+        return None
+    i = int(hit[0])
+    start = float(MINUTE_S * i)
+    if not cumulative:
+        return start
+    end = min(period_s, float(MINUTE_S * (i + 1)))
+    before = float(progress[i - 1]) if i else 0.0
+    step = float(progress[i]) - before
+    frac = 0.0 if step <= 0 else min(1.0, max(0.0, (level - before) / step))
+    return start + (end - start) * frac
