@@ -173,8 +173,16 @@ class Activity(Strict):
     """Foreground use: sessions with the app on screen."""
 
     sessions_per_dau_per_day: Annotated[float, Field(ge=1.0)] = Field(
-        20.0, description="Mean foreground sessions per active user per day (at least 1). PF §4.4: 10-200 phone "
-        "interactions/day (Falaki 2010); PF §6 reconnects_per_dau_per_day 25 includes pushes (assumption: 20).",
+        20.0, description="Mean foreground sessions per active user per day (at least 1). WhatsApp measurements: "
+        "~23 app launches/day (onlinestatusmonitor.com, 1,000 users monitored 2013-14) and 20.99 sessions/day on "
+        "Android (Similarweb 2025 via digitalinformationworld.com); within PF §4.4's 10-200 phone interactions/day "
+        "(Falaki 2010). With push wake-ups and Doze windows this gives PF §6 reconnects_per_dau_per_day ~25.",
+    )
+    session_rate_sigma: NonNegFloat = Field(
+        1.0, description="Log-normal sigma of each user's session-rate multiplier (mean 1, drawn once per run; 0 = "
+        "every user has the same rate). PF §4.4: mean phone interactions per day range 10-200 across users (Falaki "
+        "2010), a factor 20; read as p10-p90 as PF §6 does (reconnects p10 5 / p90 100) that is sigma 1.17, read as "
+        "the min-max of 255 users sigma 0.56; 1.0 lies between.",
     )
     min_one_session: bool = Field(
         True, description="A day-active user opens the app at least once (1 + Poisson(m - 1) sessions, so DAU is exact); "
@@ -196,8 +204,12 @@ class Android(Strict):
         "10 s (Android 14+ cached-app freezer).",
     )
     keeps_background_socket: Fraction = Field(
-        0.3, description="Share of Android devices whose app keeps its socket in the background (foreground service, "
-        "older OS) until Doze suspends the network (assumption).",
+        0.1, description="Share of Android devices whose app keeps its socket in the background (foreground service, "
+        "older OS) until Doze suspends the network. Assumption: since Android 8 background services stop after ~1 min "
+        "and Android 14+ freezes cached apps after 10 s (PF §4.1, PF §6 android_bg_socket_lifetime 'unless a foreground "
+        "service is running'), so only apps running a foreground service (a permanent notification, which mainstream "
+        "chat apps do not use) and Android <= 7 devices keep a socket; 0.1 is a generous bound (was 0.3, uncited). "
+        "These devices form the right tail of connections per user (~50-100 Doze windows/day).",
     )
     stationary_probability: Fraction = Field(
         0.5, description="Share of screen-off gaps in which the device lies still and may enter deep Doze (assumption).",
@@ -269,11 +281,18 @@ class Push(Strict):
     delay_s: NonNegFloat = Field(2.0, description="Push to reconnect delay. PF §6 push_wakeup (1-3 s).")
     wake_s: PosFloat = Field(30.0, description="How long a woken app stays connected. PF §4.2 (iOS: up to 30 s).")
     min_interval_android_s: NonNegFloat = Field(
-        600.0, description="At most one wake per recipient per this interval on Android (assumption; FCM high priority "
-        "is not rate-limited for active apps, PF §4.1, but SDKs batch fetches).",
+        14400.0, description="At most one wake per recipient per this interval on Android. Calibration, not a platform "
+        "limit (FCM high priority is not rate-limited for active apps, PF §4.1): recipients of messages are drawn "
+        "independently per message, so a user's incoming copies are spread over the day, whereas real traffic comes in "
+        "conversation bursts that one wake (or the session the notification triggers) collects. One wake per 4 h "
+        "gives ~6-7 push wake-ups per DAU per day and, with sessions and Doze windows, PF §6 "
+        "reconnects_per_dau_per_day ~25 for the default chat app (was 600 s, uncited). Side effect: copies after the "
+        "slot's wake wait for the next connection, so delivery latency and the stored-bytes level are overstated.",
     )
     min_interval_ios_s: NonNegFloat = Field(
-        1200.0, description="At most one wake per recipient per this interval on iOS. PF §4.2 (2-3 background pushes/h).",
+        14400.0, description="At most one wake per recipient per this interval on iOS. Same calibration as "
+        "min_interval_android_s; it respects PF §4.2's ceiling of 2-3 background pushes/h (Apple throttles further "
+        "and does not guarantee delivery). Was 1,200 s (the 3/h ceiling itself).",
     )
 
 

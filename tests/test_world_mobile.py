@@ -16,7 +16,8 @@ DAY_S = 86_400
 # linger, no background sockets, no pushes, messages or calls.
 BARE = {
     "population": {"users": 2000, "dau_over_mau": 1.0, "timezones": "utc"},
-    "activity": {"sessions_per_dau_per_day": 48, "min_one_session": False, "session_mean_s": 600,
+    "activity": {"sessions_per_dau_per_day": 48, "session_rate_sigma": 0.0, "min_one_session": False,
+                 "session_mean_s": 600,
                  "session_distribution": "exponential", "diurnal": {"shape": "flat"}},
     "os": {"android": {"bg_socket_lifetime_s": 0, "keeps_background_socket": 0.0},
            "ios": {"bg_socket_lifetime_s": 0}},
@@ -75,7 +76,8 @@ def test_conservation_is_exact(world_scenario, extra):
     sc = world_scenario(simulation={"days": 3}, population={"users": 800, "dau_over_mau": 0.5}, **extra)
     r, c = run(sc)
     assert c["messages_sent"] > 10_000
-    assert c["messages_sent"] == c["delivered"] + c["stored"] + c["expired"] + c["dropped"]
+    assert c["messages_sent"] == (c["delivered"] + c["stored"] + c["expired"] + c["dropped"]
+                                  + c["rejected"] + c["discarded"])
     assert c["receipts_sent"] == (c["receipts_delivered"] + c["receipts_stored"] + c["receipts_expired"]
                                   + c["receipts_dropped"])
     assert c["delivered"] == c["delivered_immediately"] + c["delivered_from_store"]
@@ -201,4 +203,5 @@ def test_enforcer_hook_suspends_and_rejects(world_scenario):
     # the reconnect storm: clients cut at minute 720 come back together after the suspension
     assert c["connections_reconnect"] > 0.5 * c["suspension_closed_connections"]
     assert f["connects"].iloc[721] > 1.5 * f["connects"].iloc[700:720].mean()
-    assert c["messages_sent"] == c["delivered"] + c["stored"] + c["expired"] + c["dropped"]
+    assert c["messages_sent"] == (c["delivered"] + c["stored"] + c["expired"] + c["dropped"]
+                                  + c["rejected"] + c["discarded"])

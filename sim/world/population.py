@@ -1,7 +1,7 @@
 """The user population: static per-user attributes drawn once per run.
 
 Why separate: everything that does not change during the period (platform, time zone, how chatty a
-user is, whether the app keeps a background socket) is drawn here from its own random stream, so
+user is, how often they open the app, whether the app keeps a background socket) is drawn here from its own random stream, so
 that changing, say, the message model does not reshuffle who is on iOS.
 """
 
@@ -35,6 +35,7 @@ class Population:
     msg_mult: np.ndarray  # float64: per-user message-rate multiplier, mean 1
     keeps_socket: np.ndarray  # bool: Android app keeps a background socket until Doze
     push_phase_ms: np.ndarray  # int64: phase of the user's push-throttle slots
+    session_mult: np.ndarray  # float64: per-user foreground-session-rate multiplier, mean 1
 
     @classmethod
     def draw(cls, sc: Scenario, streams: Streams) -> Population:
@@ -51,4 +52,7 @@ class Population:
         msg_mult = lognormal_mean_one(rng, sc.messaging.rate_sigma, n)
         keeps = (platform == ANDROID) & (rng.random(n) < sc.os.android.keeps_background_socket)
         phase = (rng.random(n) * 86_400 * MS).astype(np.int64)
-        return cls(n, active, np.flatnonzero(active).astype(np.int64), platform, tz_ms, msg_mult, keeps, phase)
+        # drawn last so that adding it left every earlier attribute of a seed unchanged
+        sess_mult = lognormal_mean_one(rng, sc.activity.session_rate_sigma, n)
+        return cls(n, active, np.flatnonzero(active).astype(np.int64), platform, tz_ms, msg_mult, keeps, phase,
+                   sess_mult)

@@ -7,6 +7,14 @@ message copy that finds the recipient offline in a slot triggers a connection
 ``[t + delay, t + delay + wake)``; later copies in the slot are delivered by that connection if it is
 still up, else they wait for the recipient's next connection. This keeps the model vectorised
 (one sort per day) while respecting the platforms' rate limits.
+
+The default slot (4 h on both platforms) is a *calibration*, not a platform limit: the message model
+draws every copy's recipient independently, so a user's ~60-80 incoming copies a day are spread
+uniformly over the day instead of arriving in conversation bursts that one wake (or the session the
+notification prompts) would collect. With 10-20 min slots that gave ~35 wake-ups per DAU per day and
+~60 connections per DAU; with 4-h slots the default chat app has ~6-7 wake-ups and ~25 connections
+per DAU per day, PF §6 reconnects_per_dau_per_day. The price: copies that miss their slot's wake wait
+for the next connection, so delivery latency and the stored-bytes level are overstated.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
 """Foreground sessions: when users have the app on screen.
 
-Each day every *day-active* user (probability ``dau_over_mau``) opens the app ``1 + Poisson(m - 1)``
-times (mean ``sessions_per_dau_per_day``; at least once, so DAU is exactly the day-active count), or
-``Poisson(m)`` times with ``min_one_session: false`` (then session starts are a Poisson process).
+Each day every *day-active* user (probability ``dau_over_mau``) opens the app ``1 + Poisson((m - 1) x)``
+times (mean ``sessions_per_dau_per_day`` = m; at least once, so DAU is exactly the day-active count), or
+``Poisson(m x)`` times with ``min_one_session: false`` (then, for ``session_rate_sigma: 0``, session
+starts are a Poisson process). ``x`` is the user's own log-normal multiplier with mean 1
+(``session_rate_sigma``), drawn once per run: Falaki et al. found the mean number of phone interactions
+per day to differ by a factor of ~20 between users (10-200, PF §4.4), so some users open the app a
+couple of times a day and others a hundred times - the right tail of connections per user.
 Start times follow the local-time diurnal curve shifted by the user's UTC offset and folded onto the
 UTC day, so every session of day d starts inside day d and a day can be processed on its own.
 """
@@ -54,10 +58,11 @@ class Sessions:
 def draw_sessions(rng: np.random.Generator, pop: Population, users: np.ndarray, day_start: int,
                   act: Activity, cdf: np.ndarray) -> Sessions:
     """Sessions starting in ``[day_start, day_start + 1 day)`` for the day-active ``users``."""
+    mult = pop.session_mult[users]  # per-user habit (log-normal, mean 1): light and heavy users
     if act.min_one_session:
-        counts = 1 + rng.poisson(act.sessions_per_dau_per_day - 1.0, users.size)
+        counts = 1 + rng.poisson((act.sessions_per_dau_per_day - 1.0) * mult)
     else:
-        counts = rng.poisson(act.sessions_per_dau_per_day, users.size)
+        counts = rng.poisson(act.sessions_per_dau_per_day * mult)
     user = np.repeat(users, counts)
     m = user.size
     minute = np.searchsorted(cdf, rng.random(m), side="right")
