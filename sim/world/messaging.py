@@ -94,8 +94,16 @@ def draw_messages(rng: np.random.Generator, pop: Population, sessions: Sessions,
     has = nsess[sender] > 0  # without min_one_session a day-active user may open no session: no messages
     sender = sender[has]
     m = sender.size
-    pick = first[sender] + (rng.random(m) * nsess[sender]).astype(np.int64)
-    t = sessions.start[pick] + (rng.random(m) * sessions.dur[pick]).astype(np.int64)
+    # Each message falls uniformly in its sender's foreground *time*: a session is picked with probability
+    # proportional to its length. (Picking sessions uniformly put a heavy sender's dozens of messages into a
+    # 5-second session: bursts of hundreds of messages a minute that no typist produces.)
+    cum = np.cumsum(sessions.dur)
+    before = cum - sessions.dur                       # foreground ms of the user's earlier sessions, globally
+    lo = before[first[sender]]
+    span = cum[first[sender] + nsess[sender] - 1] - lo  # the sender's foreground ms today
+    target = lo + (rng.random(m) * span).astype(np.int64)
+    pick = np.searchsorted(cum, target, side="right")
+    t = sessions.start[pick] + (target - before[pick])
     t = np.minimum(t, day_end - 1)  # a session running past midnight: its messages stay in the day
     if cfg.size.distribution == "fixed":
         size = np.full(m, int(round(cfg.size.mean_bytes)), dtype=np.int64)
