@@ -58,7 +58,7 @@ def summary_lines(result: RunResult) -> list[str]:
     return lines
 
 
-def price_all(result: RunResult, plans) -> tuple[list, list[str]]:
+def price_all(result: RunResult, plans) -> tuple[list, list[str]]:  # used by notebooks: no enforcement
     """Bills under each plan, and a line per plan with the bill beside the payload-only quote."""
     from sim.quote import quote
     from sim.usage import usage_from_dict
@@ -83,40 +83,74 @@ def price_all(result: RunResult, plans) -> tuple[list, list[str]]:
 
 def run_command(scenario_path: str, sets: list[str] | None, seed: int | None, out_dir: str | None,
                 progress: bool = True) -> int:
-    """Load + validate, simulate, summarise, price and write outputs. Returns the exit status."""
+    """Load + validate, simulate under each listed plan's limits, summarise, price, write. Returns the exit status.
+
+    Every input (scenario, overrides, plans) is validated before anything is simulated or written.
+    """
+    from sim.comparison import comparison_table, run_plans
+
     sc: Scenario = load_scenario(scenario_path, sets or [], seed)
-    plans = _load_plans(sc.plans, str(scenario_path))
-    result = simulate(sc, progress=progress)
-    if not result.ok:
+    plans = _load_plans(sc.plans, str(scenario_path)) or []
+    if plans:
+        result, outcomes = run_plans(sc, plans, seed=seed, progress=progress)
+    else:
+        result, outcomes = simulate(sc, seed=seed, progress=progress), []
+    if not result.ok or any(o is None for o in outcomes):
         print(f"simulation failed: {result.error}", file=sys.stderr)
         if out_dir:
             _write_json(Path(out_dir) / "run.json", result.run_info())
         return 1
     for line in summary_lines(result):
         print(line)
-    bills = []
-    if plans:
-        bills, lines = price_all(result, plans)
-        for line in lines:
-            print(line)
-    elif plans is None:
-        print("pricing engine not available: usage not priced")
+    if outcomes:
+        print()
+        print(comparison_table(outcomes))
+        print()
+        for o in outcomes:
+            print(f"plan {o.plan}: bill {o.bill.total} {o.bill.currency}   calculator (payload only, no minimum) "
+                  f"{o.quote.total} {o.quote.currency}" + ("   [limits acted: own run]" if o.enforced else ""))
     if out_dir:
-        write_outputs(result, bills, out_dir)
+        write_outputs(result, outcomes, out_dir)
         print(f"wrote {out_dir}")
     return 0
 
 
-def write_outputs(result: RunResult, bills: list, out_dir: str | Path) -> None:
+def bills_document(outcomes) -> dict:
+    """bills.json: each plan's bill (on the usage of its own run) with its enforcement and storm extras."""
+    from sim.comparison import cheapest_usable
+
+    bills = []
+    for o in outcomes:
+        doc = o.bill.to_dict()
+        doc["calculator_total"] = str(o.quote.total) if o.quote else None
+        doc["enforcement"] = o.enforcement
+        doc["storm_extra"] = o.extra
+        doc["own_run"] = o.enforced
+        bills.append(doc)
+    return {"bills": bills, "best": cheapest_usable(outcomes)}
+
+
+def write_outputs(result: RunResult, outcomes: list, out_dir: str | Path) -> None:
+    """usage.json (unrestricted run), bills.json, run.json, timeseries.csv, plots; per plan whose limits acted,
+    usage-<plan>.json; comparison.csv and comparison.png when plans were priced."""
+    import pandas as pd
+
+    from sim.comparison import comparison_rows, plot_comparison
     from sim.plots import write_plots
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "usage.json", result.usage)
-    _write_json(out / "bills.json", {"bills": [b.to_dict() for b in bills]})
-    _write_json(out / "run.json", result.run_info())
+    _write_json(out / "bills.json", bills_document(outcomes))
+    _write_json(out / "run.json", result.run_info() | {"plans": [o.bill.plan_file for o in outcomes]})
     result.frame.to_csv(out / "timeseries.csv", index_label="time")
     write_plots(result.frame, out, title=str(result.scenario.get("name", "")))
+    for o in outcomes:
+        if o.enforced:
+            _write_json(out / f"usage-{o.plan}.json", o.usage)
+    if outcomes:
+        pd.DataFrame(comparison_rows(outcomes)).to_csv(out / "comparison.csv", index=False)
+        plot_comparison(outcomes, out / "comparison.png", title=str(result.scenario.get("name", "")))
 
 
 def _write_json(path: Path, data) -> None:

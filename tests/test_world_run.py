@@ -12,19 +12,35 @@ from sim.run import run_command
 
 def test_run_writes_all_outputs_and_prices(tmp_path, capsys):
     out = tmp_path / "out"
-    assert run_command("quick", ["population.users=300", "simulation.days=1"], 5, str(out), progress=False) == 0
+    assert run_command("quick", ["population.users=300", "simulation.days=1", "plans=[mesibo-cloud, mesibo-onprem]"],
+                       5, str(out), progress=False) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["bills.json", "connections.png", "outbound_bytes.png", "run.json", "stored_bytes.png",
-                     "timeseries.csv", "usage.json"]
+    expected = ["bills.json", "comparison.csv", "comparison.png", "connections.png", "outbound_bytes.png", "run.json",
+                "stored_bytes.png", "timeseries.csv", "usage.json"]
+    doc = json.loads((out / "bills.json").read_text())
+    bills = doc["bills"]
+    own = [b["plan"] for b in bills if b["own_run"]]
+    assert names == sorted(expected + [f"usage-{p}.json" for p in own])
     usage = json.loads((out / "usage.json").read_text())
     assert len(usage["meters"]["outbound_bytes"]["values"]) == 1440
     assert sum(usage["meters"]["mau"]["values"]) <= 300
+    assert "enforcement" not in usage          # the unrestricted run
     run = json.loads((out / "run.json").read_text())
     assert run["seed"] == 5 and run["scenario"]["population"]["users"] == 300 and run["versions"]["sim"]
-    bills = json.loads((out / "bills.json").read_text())["bills"]
-    assert [b["plan"] for b in bills] == ["mesibo-cloud"]
+    assert [b["plan"] for b in bills] == ["mesibo-cloud", "mesibo-onprem"]
+    for b in bills:
+        assert set(b["enforcement"]) >= {"suspensions", "rejected", "discarded", "notifications"}
+    # on-premise has no runtime limits: it is priced on the unrestricted run, with nothing lost
+    onprem = bills[1]
+    assert not onprem["own_run"] and onprem["enforcement"]["rejected"] == {} and onprem["storm_extra"]["connections"] == 0
+    # every usage file written is accepted by `sim price` as it is
+    from sim.cli import main
+
+    for name in ["usage.json"] + [f"usage-{p}.json" for p in own]:
+        assert main(["price", str(out / name), "--plan", "mesibo-cloud", "--format", "json"]) == 0
     text = capsys.readouterr().out
     assert "MAU" in text and "overhead share" in text and "calculator (payload only" in text
+    assert "messages rejected" in text
 
 
 def test_bad_input_writes_nothing(tmp_path):

@@ -1,0 +1,282 @@
+"""What each plan costs, and what each plan loses: one scenario under several plans.
+
+A bill is half the answer. A plan's runtime restrictions also act on the application (rejected
+messages, suspended channels, the reconnect storms that follow, discarded buffers), so the same
+scenario produces different usage under different plans. :func:`run_plans` simulates the scenario
+once without limits, with every plan's enforcer watching in dry-run mode; only the plans whose
+limits would have acted get a run of their own (a run whose limits never bind is identical to the
+unrestricted one, same seed, so it is not repeated). Each :class:`PlanOutcome` then holds the bill
+on that plan's own usage, the enforcement report, and the extra connections and bytes its limits
+caused compared with the unrestricted run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sim.bill import Bill
+from sim.meters import BILLED_OUTBOUND
+from sim.world.enforcer import Enforcer
+
+#: Counters compared between a plan's run and the unrestricted run (what a storm adds).
+STORM_COUNTS = ("connections", "full_handshakes", "resumed_handshakes")
+
+
+@dataclass
+class PlanOutcome:
+    """One plan's view of one scenario."""
+
+    plan: str
+    bill: Bill
+    quote: Bill | None
+    usage: dict
+    enforced: bool                                   # a separate run with this plan's limits was made
+    enforcement: dict = field(default_factory=dict)  # suspensions, rejected, discarded, notifications
+    extra: dict = field(default_factory=dict)        # vs the unrestricted run
+
+    def row(self) -> dict[str, Any]:
+        """A flat, pandas-friendly row for the comparison table."""
+        enf = self.enforcement
+        suspensions = enf.get("suspensions", [])
+        return {
+            "plan": self.plan,
+            "total": self.bill.total,
+            "calculator": None if self.quote is None else self.quote.total,
+            "violations": len(self.bill.violations),
+            "notifications": len(self.bill.notifications),
+            "rejected": sum(enf.get("rejected", {}).values()),
+            "discarded": sum(enf.get("discarded", {}).values()),
+            "suspensions": len(suspensions),
+            "suspended_minutes": sum(s.get("minutes", 0) for s in suspensions),
+            "extra_connections": self.extra.get("connections", 0),
+            "extra_full_handshakes": self.extra.get("full_handshakes", 0),
+            "extra_outbound_bytes": self.extra.get("outbound_bytes", 0),
+            "own_run": self.enforced,
+        }
+
+
+def billed_outbound(usage: dict) -> int:
+    out = usage.get("breakdown", {}).get("outbound", {})
+    return int(sum(out.get(c, 0) for c in BILLED_OUTBOUND))
+
+
+def storm_extra(usage: dict, baseline: dict) -> dict[str, int]:
+    """Connections, handshakes and billed outbound bytes a plan's run added over the unrestricted run."""
+    counts, base = usage.get("counts", {}), baseline.get("counts", {})
+    extra = {k: int(counts.get(k, 0)) - int(base.get(k, 0)) for k in STORM_COUNTS}
+    extra["outbound_bytes"] = billed_outbound(usage) - billed_outbound(baseline)
+    return extra
+
+
+def cheapest_usable(outcomes: list[PlanOutcome]) -> str | None:
+    """The cheapest plan whose hard limits hold and that lost nothing (no rejection, discard or suspension)."""
+    clean = [o for o in outcomes if not o.bill.violations and not any(
+        o.row()[k] for k in ("rejected", "discarded", "suspensions"))]
+    pool = clean or [o for o in outcomes if not o.bill.violations] or outcomes
+    return min(pool, key=lambda o: o.bill.total).plan if pool else None
+
+
+def comparison_rows(outcomes: list[PlanOutcome]) -> list[dict[str, Any]]:
+    return [o.row() for o in outcomes]
+
+
+def comparison_table(outcomes: list[PlanOutcome]) -> str:
+    """Plans across the top: cost, calculator, and everything each plan loses."""
+    from tabulate import tabulate
+
+    rows = comparison_rows(outcomes)
+    best = cheapest_usable(outcomes)
+    labels = [
+        ("total", "bill"), ("calculator", "calculator (payload only)"), ("violations", "hard limits exceeded"),
+        ("notifications", "notifications"), ("rejected", "messages rejected"), ("discarded", "messages discarded"),
+        ("suspensions", "suspensions"), ("suspended_minutes", "suspended minutes"),
+        ("extra_connections", "extra connections (storms)"), ("extra_full_handshakes", "extra full handshakes"),
+        ("extra_outbound_bytes", "extra billed outbound bytes"), ("own_run", "limits changed the run"),
+    ]
+    body = []
+    for key, label in labels:
+        body.append([label] + [_cell(r[key]) for r in rows])
+    headers = ["per plan"] + [r["plan"] + (" <- best" if r["plan"] == best and len(rows) > 1 else "") for r in rows]
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True,
+                    colalign=["left"] + ["right"] * len(rows))
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, Decimal):
+        return f"{v:,.2f}"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if v is None:
+        return ""
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def plot_comparison(outcomes: list[PlanOutcome], path: str | Path, title: str = "") -> Path:
+    """Two panels: what each plan costs (bill beside the calculator), what each plan loses."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = comparison_rows(outcomes)
+    names = [r["plan"] for r in rows]
+    x = np.arange(len(rows))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(rows) + 4), 4.2))
+    ax1.bar(x - 0.2, [float(r["total"]) for r in rows], 0.4, label="bill (simulated usage)")
+    ax1.bar(x + 0.2, [float(r["calculator"] or 0) for r in rows], 0.4, label="calculator (payload only)")
+    ax1.set_xticks(x, names, rotation=20, ha="right")
+    ax1.set_ylabel(outcomes[0].bill.currency if outcomes else "")
+    ax1.set_title("what each plan costs")
+    ax1.legend(fontsize=8)
+    losses = [("rejected", "messages rejected"), ("discarded", "messages discarded"),
+              ("extra_connections", "extra connections"), ("suspended_minutes", "suspended minutes")]
+    width = 0.8 / len(losses)
+    for i, (key, label) in enumerate(losses):
+        ax2.bar(x - 0.4 + width * (i + 0.5), [r[key] for r in rows], width, label=label)
+    ax2.set_xticks(x, names, rotation=20, ha="right")
+    ax2.set_yscale("symlog")
+    ax2.set_title("what each plan loses")
+    ax2.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# -- running a scenario under several plans -----------------------------------------------------------------
+
+
+class ProbeEnforcer(Enforcer):
+    """Several dry-run enforcers watching one unrestricted run: each hook goes to all of them, and the
+    world is told to admit everything (dry-run enforcers only record what they would have done)."""
+
+    def __init__(self, members: list[Enforcer]) -> None:
+        super().__init__()
+        self.members = members
+
+    def _all(self, hook: str, *args, **kwargs) -> None:
+        for member in self.members:
+            getattr(member, hook)(*args, **kwargs)
+
+    def begin(self, *a, **k):
+        self._all("begin", *a, **k)
+
+    def admit_messages(self, *a, **k):
+        self._all("admit_messages", *a, **k)
+        return None
+
+    def suspensions(self, *a, **k):
+        self._all("suspensions", *a, **k)
+        return []
+
+    def admit_storage(self, *a, **k):
+        self._all("admit_storage", *a, **k)
+        return None
+
+    def day_end(self, *a, **k):
+        self._all("day_end", *a, **k)
+
+    def note_rejected(self, *a, **k):
+        self._all("note_rejected", *a, **k)
+
+    def finish(self, *a, **k):
+        self._all("finish", *a, **k)
+
+
+def mobile_enforcer(plan, scenario, dry_run: bool):
+    from sim.world.plan_enforcer import PlanEnforcer
+
+    return PlanEnforcer.from_plan(plan, users=scenario.population.users, dry_run=dry_run)
+
+
+def iot_enforcer(plan, scenario, dry_run: bool):
+    """The IoT fleet's limits object for ``plan`` (None when the scenario has no fleet)."""
+    if scenario.iot is None:
+        return None
+    try:
+        from sim.world.iot_enforcer import IotPlanLimits
+    except ImportError:
+        return None
+    return IotPlanLimits.from_plan(plan, dry_run=dry_run)
+
+
+def _binds(*enforcers) -> bool:
+    return any(e is not None and getattr(e, "binds", False) for e in enforcers)
+
+
+def _flat_enforcement(usage: dict, bill: Bill) -> dict:
+    """The issue's enforcement section: suspensions, rejected and discarded by reason, notifications.
+
+    Mobile and IoT reports are merged; notifications come from the bill (pricing's exact rule)."""
+    raw = dict(usage.get("enforcement") or {})
+    iot = raw.pop("iot", None) or {}
+    out: dict[str, Any] = {"suspensions": list(raw.get("suspensions", [])) + list(iot.get("suspensions", [])),
+                           "rejected": {}, "discarded": {}}
+    for part in (raw, iot):
+        for section in ("rejected", "discarded"):
+            for reason, n in (part.get(section) or {}).items():
+                out[section][reason] = out[section].get(reason, 0) + int(n)
+    out["notifications"] = [n.to_dict() for n in bill.notifications]
+    out["throttled_from"] = raw.get("throttled_from")
+    out["details"] = {"mobile": raw, "iot": iot} if (raw or iot) else {}
+    return out
+
+
+def run_plans(scenario, plans, *, seed: int | None = None, progress: bool = True):
+    """Simulate ``scenario`` under each plan's runtime limits; returns (unrestricted run, outcomes).
+
+    One unrestricted run is watched by every plan's enforcer in dry-run mode. A plan whose limits never
+    acted on it gets that run (same seed: a restricted run whose limits never bind is identical); the
+    others get a run of their own with their limits enforced.
+    """
+    from sim.pricing import price
+    from sim.quote import quote
+    from sim.simulate import simulate
+    from sim.usage import usage_from_dict
+
+    probes = [(mobile_enforcer(p, scenario, True), iot_enforcer(p, scenario, True)) for p in plans]
+    iot_probe = [i for _, i in probes if i is not None]
+    if len(iot_probe) > 1 and not hasattr(iot_probe[0], "observe_only"):
+        # The fleet takes one limits object: probe each plan's IoT limits in a dry run of its own.
+        base = simulate(scenario, seed=seed, progress=progress, enforcer=ProbeEnforcer([m for m, _ in probes]))
+        for _, i in probes:
+            if i is not None:
+                simulate(scenario, seed=seed, progress=False, iot_enforcer=i)
+    else:
+        base = simulate(scenario, seed=seed, progress=progress, enforcer=ProbeEnforcer([m for m, _ in probes]),
+                        iot_enforcer=iot_probe[0] if iot_probe else None)
+    if not base.ok:
+        return base, []
+    outcomes = []
+    for plan, (m_probe, i_probe) in zip(plans, probes, strict=True):
+        result, own = base, False
+        if _binds(m_probe, i_probe):
+            result = simulate(scenario, seed=seed, progress=progress, enforcer=mobile_enforcer(plan, scenario, False),
+                              iot_enforcer=iot_enforcer(plan, scenario, False))
+            own = True
+            if not result.ok:
+                return result, outcomes
+        usage = result.usage
+        priced = usage_from_dict(usage, f"<simulated usage under {plan.name}>")
+        bill = price(priced, plan)
+        counts = usage.get("counts", {})
+        delivered = counts.get("delivered", 0)
+        payload = usage.get("breakdown", {}).get("outbound", {}).get("payload", 0)
+        mau = _mau(usage)
+        q = quote(plan, mau=mau, messages=int(delivered), size=payload / delivered if delivered else 0.0,
+                  period=priced.period)
+        outcomes.append(PlanOutcome(plan=plan.name, bill=bill, quote=q, usage=usage, enforced=own,
+                                    enforcement=_flat_enforcement(usage, bill), extra=storm_extra(usage, base.usage)))
+    return base, outcomes
+
+
+def _mau(usage: dict) -> int:
+    v = usage.get("meters", {}).get("mau", 0)
+    return int(sum(v["values"])) if isinstance(v, dict) else int(v)
