@@ -18,13 +18,22 @@ def test_readme_python_examples_run():
         exec(compile(block, "README.md", "exec"), {})
 
 
-def test_readme_quick_start_command_runs():
+def test_readme_quick_start_command_runs(tmp_path):
     line = next(x for x in README.splitlines() if x.startswith("pip install -e"))
     sim_cmd = line.split("&&", 1)[1].split()
-    assert sim_cmd[0] == "sim"
-    proc = subprocess.run([sys.executable, "-m", "sim", *sim_cmd[1:]], capture_output=True, text=True, cwd=ROOT)
+    assert sim_cmd[:2] == ["sim", "run"] and "--out" in sim_cmd
+    sim_cmd[sim_cmd.index("--out") + 1] = str(tmp_path / "quick")
+    proc = subprocess.run([sys.executable, "-m", "sim", *sim_cmd[1:], "--no-progress"], capture_output=True,
+                          text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    assert "80.90" in proc.stdout
+    assert "plan mesibo-cloud: bill" in proc.stdout and (tmp_path / "quick" / "usage.json").is_file()
+
+
+def test_readme_price_example_gives_the_seed_total():
+    cmd = re.search(r"`(sim price examples/usage-example\.yaml[^`]*)`", README).group(1).split()
+    proc = subprocess.run([sys.executable, "-m", "sim", *cmd[1:]], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "USD 80.90" in proc.stdout
 
 
 def test_ci_runs_the_readme_test_command():
