@@ -417,17 +417,20 @@ class _Fleet:
             if v is None:
                 self._commit(res, m, m1 - m)
                 m, size = m1, min(size * 2, full)
+                self.out.freeze(m * 60, self.n)
                 if m % 1440 == 0 or m == self.minutes:
                     yield m
             else:
                 c, vm = v
                 self._commit(res, m, vm - m)
+                self.out.freeze(vm * 60, self.n)
                 self._suspend(c, vm)
                 m, size = vm, 4
 
     # -- results --------------------------------------------------------------------------------------
     def write(self, book: MeterBook, seed: np.random.SeedSequence) -> dict:
-        cfg, o, M, T = self.cfg, self.out, self.minutes, self.seconds
+        cfg, M, T = self.cfg, self.minutes, self.seconds
+        o = self.out = self.out.full()
         rng = _child(seed, "payload")
         lo, hi = cfg.payload_bytes
         sizes = np.arange(lo, hi + 1, dtype=I64)

@@ -45,6 +45,7 @@ class Outages:
     prev_up: np.ndarray = field(default_factory=lambda: np.zeros(0, I64))
     rej_row: np.ndarray = field(default_factory=lambda: np.zeros(0, I64))
     rej_t: np.ndarray = field(default_factory=lambda: np.zeros(0, I64))
+    fmax: np.ndarray | None = None  # per device: last reconnection among frozen rows (see :meth:`freeze`)
 
     def __len__(self) -> int:
         return len(self.dev)
@@ -65,6 +66,9 @@ class Outages:
             t_up = np.full(len(order), _NEVER, I64)
             t_up[pos[:n_old]] = self.t_up
             self.t_up = t_up
+            active = np.ones(len(order), bool)
+            active[pos[:n_old]] = self.active
+            self.active = active
             self.rej_row = pos[self.rej_row]
         return pos[n_old:]
 
@@ -84,32 +88,91 @@ class Outages:
         earlier active row's ``t_up`` is later than its ``t_down``); voiding is a fixed point because
         ``t_up`` of a row does not depend on other rows.
         """
+        t_from = None
         if since is None or len(self.t_up) != len(self):
             redo = np.arange(len(self), dtype=I64)
             self.rej_row, self.rej_t = np.zeros(0, I64), np.zeros(0, I64)
             self.t_up = np.full(len(self), _NEVER, I64)
         else:
-            mask = self.t_up >= since
+            # Rows that are void and started before ``since`` stay void (their cover only gets longer);
+            # recomputing them in a storm would walk their back-off through every later window.
+            mask = (self.t_up >= since) & (self.active | (self.t_down >= since))
             if new_rows is not None:
                 mask[new_rows] = True
             redo = np.flatnonzero(mask)
-            keep = ~mask[self.rej_row]
+            # attempts before ``since`` are unchanged: keep their rejections, resume the back-off there
+            keep = ~mask[self.rej_row] | (self.rej_t < since)
             self.rej_row, self.rej_t = self.rej_row[keep], self.rej_t[keep]
+            t_from = np.full(len(redo), I64(since))
         t_up, rr, rt = reconnect(
-            self.t_detect[redo], self.t_cover[redo], self.chan[redo], windows, backoff0, backoff_max, horizon
-        )
+            self.t_detect[redo], self.t_cover[redo], self.chan[redo], windows, backoff0, backoff_max, horizon,
+            t_from,
+        )  # fmt: skip
         self.t_up[redo] = t_up
         self.rej_row = np.concatenate((self.rej_row, redo[rr]))
         self.rej_t = np.concatenate((self.rej_t, rt))
         active = np.ones(len(self), bool)
+        fmax = self.fmax[self.dev] if self.fmax is not None else np.full(len(self), -_NEVER, I64)
         for _ in range(1000):
-            prev = _prev_max_per_dev(self.dev, np.where(active, self.t_up, -1))
+            prev = np.maximum(_prev_max_per_dev(self.dev, np.where(active, self.t_up, -1)), fmax)
             new = self.t_down >= prev
             if np.array_equal(new, active):
                 break
             active = new
         self.active = active
-        self.prev_up = _prev_max_per_dev(self.dev, np.where(active, self.t_up, -_NEVER))
+        self.prev_up = np.maximum(_prev_max_per_dev(self.dev, np.where(active, self.t_up, -_NEVER)), fmax)
+
+    _COLS = (
+        *("dev", "chan", "kind", "t_down", "t_detect", "t_cover", "u_resume", "requeued"),
+        *("t_up", "active", "prev_up"),
+    )
+
+    def freeze(self, t: int, n_dev: int) -> None:
+        """Move each device's leading rows that are over before ``t`` to an archive.
+
+        Rows over before the committed time can no longer change; keeping them out of the working
+        table keeps a reconnect storm (one row per device per suspension) linear in time. A working
+        row's activity then also depends on ``fmax``, the last frozen reconnection of its device.
+        """
+        if self.fmax is None:
+            self.fmax = np.full(n_dev, -_NEVER, I64)
+            self.arch = {n: [] for n in self._COLS}
+            self.arch_rej_row, self.arch_rej_t, self.n_arch = [], [], 0
+        if len(self) == 0 or len(self.t_up) != len(self):
+            return
+        bad = ~((self.t_up < t) & (self.t_down < t))
+        first = np.ones(len(self), bool)
+        first[1:] = self.dev[1:] != self.dev[:-1]
+        start = np.maximum.accumulate(np.where(first, np.arange(len(self)), 0))
+        cb = np.cumsum(bad)
+        fz = (cb - (cb[start] - bad[start])) == 0
+        if not fz.any():
+            return
+        fa = fz & self.active
+        np.maximum.at(self.fmax, self.dev[fa], self.t_up[fa])
+        for n in self._COLS:
+            self.arch[n].append(getattr(self, n)[fz])
+        new_idx = np.cumsum(fz) - 1 + self.n_arch
+        rz = fz[self.rej_row]
+        self.arch_rej_row.append(new_idx[self.rej_row[rz]])
+        self.arch_rej_t.append(self.rej_t[rz])
+        self.n_arch += int(fz.sum())
+        keep = ~fz
+        work_idx = np.cumsum(keep) - 1
+        self.rej_row, self.rej_t = work_idx[self.rej_row[~rz]], self.rej_t[~rz]
+        for n in self._COLS:
+            setattr(self, n, getattr(self, n)[keep])
+
+    def full(self) -> Outages:
+        """All rows (archive + working) as one settled table, for the results."""
+        if self.fmax is None or self.n_arch == 0:
+            return self
+        cols = {n: np.concatenate((*self.arch[n], getattr(self, n))) for n in self._COLS}
+        o = Outages(**{n: cols[n] for n in self._COLS[:8]})
+        o.t_up, o.active, o.prev_up = cols["t_up"], cols["active"], cols["prev_up"]
+        o.rej_row = np.concatenate((*self.arch_rej_row, self.rej_row + self.n_arch))
+        o.rej_t = np.concatenate((*self.arch_rej_t, self.rej_t))
+        return o
 
     def rejected(self) -> tuple[np.ndarray, np.ndarray]:
         """(row, time) of rejected reconnection attempts of active rows."""
@@ -175,35 +238,55 @@ def reconnect(
     backoff0: int,
     backoff_max: int,
     horizon: int,
+    t_from: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(t_up, rejected_row, rejected_time)`` for the back-off schedule of each row.
 
     Attempts at ``t_detect + c_k`` with ``c_k = sum_{j<=k} min(b0 * 2^j, b_max)``. Attempts at or after
-    ``horizon`` stop the search (the device is still down at the end of the period).
+    ``horizon`` stop the search (the device is still down at the end of the period). ``t_from``: only
+    attempts at or after it are made (a row resumed after a new suspension window; earlier attempts
+    are unchanged).
     """
     n = len(t_detect)
     t_up = np.full(n, _NEVER, I64)
     rows = np.arange(n, dtype=I64)
-    when = t_detect.astype(I64).copy()
-    step = I64(backoff0)
+    b0, bmax = I64(backoff0), I64(max(backoff_max, backoff0))
+    steps = [b0]
+    while steps[-1] < bmax:
+        steps.append(min(steps[-1] * 2, bmax))
+    offs = np.cumsum(np.array(steps, I64))  # c_0 .. c_K; then + bmax per attempt
+    t_detect = t_detect.astype(I64)
+    if t_from is None:
+        k = np.zeros(n, I64)
+    else:
+        d = np.asarray(t_from, I64) - t_detect
+        k = np.searchsorted(offs, d, side="left").astype(I64)
+        lin = k >= len(offs)
+        k[lin] = len(offs) - 1 + ceil_div(d[lin] - offs[-1], bmax)
+        k = np.maximum(k, 0)
     rej_r: list[np.ndarray] = []
     rej_t: list[np.ndarray] = []
     while len(rows):
-        when = when + step
-        step = min(step * 2, I64(backoff_max))
+        kk = np.minimum(k, len(offs) - 1)
+        when = t_detect[rows] + offs[kk] + (k - kk) * bmax
         late = when >= horizon
         t_up[rows[late]] = when[late]
-        rows, when = rows[~late], when[~late]
+        keep = ~late
+        rows, when, k = rows[keep], when[keep], k[keep]
         reach = when >= t_cover[rows]
         blocked = reach & windows.covers(chan[rows], when)
         rej_r.append(rows[blocked])
         rej_t.append(when[blocked])
         ok = reach & ~blocked
         t_up[rows[ok]] = when[ok]
-        rows, when = rows[~ok], when[~ok]
+        rows, k = rows[~ok], k[~ok] + 1
     r = np.concatenate(rej_r) if rej_r else np.zeros(0, I64)
     t = np.concatenate(rej_t) if rej_t else np.zeros(0, I64)
     return t_up, r, t
+
+
+def ceil_div(a: np.ndarray, b) -> np.ndarray:
+    return -((-a) // b)
 
 
 def cellular_drops(
