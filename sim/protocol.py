@@ -109,8 +109,14 @@ class ProtocolConfig(pydantic.BaseModel, extra="forbid", frozen=True):
 
     tls: Literal["off", "1.2", "1.3"] = Field(
         "1.3", description="TLS version. PF §6 tls_version: TLS 1.3 dominant on mobile stacks; \"off\" = plain TCP "
-        "(messaging seed: TLS can be disabled). Quote it in YAML (\"1.2\").",
+        "(messaging seed: TLS can be disabled). 1.2 and 1.3 may be written as numbers (--set protocol.tls=1.2).",
     )
+
+    @pydantic.field_validator("tls", mode="before")
+    @classmethod
+    def _version_as_text(cls, v: object) -> object:
+        """YAML and ``--set`` read 1.2 as a number; the version is a name, so take the number's text."""
+        return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
     cert_chain: Literal["ecdsa", "rsa"] = Field(
         "ecdsa", description="Server certificate chain. PF §6 cert_chain: ECDSA P-256 leaf + 1 intermediate ([M-TLS] "
         "§1.3 \"normal\" rows); alt RSA-2048.",

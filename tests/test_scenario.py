@@ -126,3 +126,11 @@ def test_reference_lists_every_key_with_its_description():
                 yield f"{prefix}{name}"
     missing = [k for k in leaves(Scenario) if f"`{k}`" not in md]
     assert not missing, missing
+
+
+def test_tls_version_may_be_given_as_a_number():
+    # `--set protocol.tls=1.2` parses 1.2 as a YAML float; the version is still TLS 1.2.
+    from sim.scenario import load_scenario
+
+    assert load_scenario("scenarios/quick.yaml", ["protocol.tls=1.2"]).protocol.tls == "1.2"
+    assert load_scenario("scenarios/quick.yaml", ["protocol.tls=off"]).protocol.tls == "off"
