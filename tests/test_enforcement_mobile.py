@@ -159,7 +159,8 @@ def test_no_throttling_below_the_free_limits():
 
 
 def test_concurrency_rule_bills_ten_times_peak_ccu():
-    usage, _ = run(quick())
+    # An app people keep open (15-minute sessions, one time zone): peak CCU well above 10 % of MAU.
+    usage, _ = run(quick("activity.session_mean_s=900", "population.timezones=utc"))
     peak = max(usage["meters"]["peak_ccu"]["values"])
     mau = sum(usage["meters"]["mau"]["values"])
     assert peak > 0.10 * mau

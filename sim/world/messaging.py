@@ -85,12 +85,22 @@ class Originated:
 
 def draw_messages(rng: np.random.Generator, pop: Population, sessions: Sessions, users: np.ndarray,
                   cfg: Messaging, day_end: int) -> Originated:
-    """Messages originated by the day-active ``users`` inside their foreground sessions."""
-    lam = cfg.messages_per_dau_per_day * pop.msg_mult[users]
+    """Messages originated by the day-active ``users`` inside their foreground sessions.
+
+    A user's messages are proportional to the time they spend in the app: the day's
+    ``messages_per_dau_per_day x len(users)`` messages (in expectation) are shared out by foreground time,
+    weighted by the user's heavy-tailed rate multiplier. Drawing counts independently of screen time put a
+    chatty user's hundreds of messages into a few seconds of foreground: bursts of 10x the mean message rate
+    in a minute, which made any per-second rate limit bind on an ordinary app.
+    """
+    first, nsess = sessions.first_index(pop.n)
+    fg = np.bincount(sessions.user, weights=sessions.dur, minlength=pop.n)[users]
+    mean_fg = fg.mean() if users.size else 0.0
+    share = fg / mean_fg if mean_fg > 0 else np.zeros(users.size)
+    lam = cfg.messages_per_dau_per_day * pop.msg_mult[users] * share
     counts = rng.poisson(lam)
     sender = np.repeat(users, counts)
     m = sender.size
-    first, nsess = sessions.first_index(pop.n)
     has = nsess[sender] > 0  # without min_one_session a day-active user may open no session: no messages
     sender = sender[has]
     m = sender.size
