@@ -205,3 +205,31 @@ def test_enforcer_hook_suspends_and_rejects(world_scenario):
     assert f["connects"].iloc[721] > 1.5 * f["connects"].iloc[700:720].mean()
     assert c["messages_sent"] == (c["delivered"] + c["stored"] + c["expired"] + c["dropped"]
                                   + c["rejected"] + c["discarded"])
+
+
+def test_no_message_bursts_at_midnight_or_in_short_sessions():
+    # Regression: messages of sessions running past midnight were clamped to the day's last millisecond (77 in
+    # one ms), and a chatty user's messages were packed into one short session. Messages now fall uniformly in
+    # the sender's foreground time inside the day, so per-second counts stay near Poisson: quick.yaml averages
+    # ~0.7 originated messages/s (2.5/s in its busiest minute); P(Poisson(2.5) > 20) < 1e-11.
+    import numpy as np
+
+    from sim.scenario import load_scenario
+    from sim.simulate import simulate
+    from sim.world.enforcer import Enforcer
+
+    class Watch(Enforcer):
+        def __init__(self):
+            super().__init__()
+            self.t = []
+
+        def admit_messages(self, t_ms, sender, fanout):
+            self.t.append(np.asarray(t_ms))
+            return None
+
+    w = Watch()
+    simulate(load_scenario("scenarios/quick.yaml"), progress=False, raise_errors=True, enforcer=w)
+    t = np.concatenate(w.t)
+    per_second = np.bincount(t // 1000)
+    assert per_second.max() <= 20
+    assert int(np.sum(t % 86_400_000 == 86_399_999)) <= 2

@@ -94,7 +94,9 @@ def draw_messages(rng: np.random.Generator, pop: Population, sessions: Sessions,
     in a minute, which made any per-second rate limit bind on an ordinary app.
     """
     first, nsess = sessions.first_index(pop.n)
-    fg = np.bincount(sessions.user, weights=sessions.dur, minlength=pop.n)[users]
+    # Only the part of a session before midnight belongs to this day (sessions start inside the day).
+    dur = np.clip(day_end - sessions.start, 1, sessions.dur)
+    fg = np.bincount(sessions.user, weights=dur, minlength=pop.n)[users]
     mean_fg = fg.mean() if users.size else 0.0
     share = fg / mean_fg if mean_fg > 0 else np.zeros(users.size)
     lam = cfg.messages_per_dau_per_day * pop.msg_mult[users] * share
@@ -107,14 +109,13 @@ def draw_messages(rng: np.random.Generator, pop: Population, sessions: Sessions,
     # Each message falls uniformly in its sender's foreground *time*: a session is picked with probability
     # proportional to its length. (Picking sessions uniformly put a heavy sender's dozens of messages into a
     # 5-second session: bursts of hundreds of messages a minute that no typist produces.)
-    cum = np.cumsum(sessions.dur)
-    before = cum - sessions.dur                       # foreground ms of the user's earlier sessions, globally
+    cum = np.cumsum(dur)
+    before = cum - dur                                # foreground ms of the user's earlier sessions, globally
     lo = before[first[sender]]
     span = cum[first[sender] + nsess[sender] - 1] - lo  # the sender's foreground ms today
     target = lo + (rng.random(m) * span).astype(np.int64)
     pick = np.searchsorted(cum, target, side="right")
     t = sessions.start[pick] + (target - before[pick])
-    t = np.minimum(t, day_end - 1)  # a session running past midnight: its messages stay in the day
     if cfg.size.distribution == "fixed":
         size = np.full(m, int(round(cfg.size.mean_bytes)), dtype=np.int64)
     else:
