@@ -162,6 +162,20 @@ class IotFleetConfig(pydantic.BaseModel, extra="forbid"):
     )
     backoff_initial_s: int = Field(1, ge=1, description="First reconnect delay (PF §3.1: AWS IoT SDK 1 s).")
     backoff_max_s: int = Field(128, ge=1, description="Reconnect delay cap (PF §3.1: AWS IoT SDK 128 s).")
+    max_inflight: int = Field(
+        20,
+        ge=1,
+        description="QoS 1 PUBLISHes a device has unacknowledged at once (paho max_inflight / MQTT 5 Receive "
+        "Maximum default 20): at a suspension at most this many per device are sent and rejected; the rest "
+        "of its backlog was never sent and stays queued.",
+    )
+    device_queue_max: int | None = Field(
+        10_000,
+        ge=0,
+        description="Messages a tracker holds while it cannot send (its black-box queue; assumption). "
+        "Older messages beyond it are lost: dropped, reason device_queue_full. Bounds the backlog in a "
+        "perpetual reconnect storm. None = unbounded.",
+    )
 
     # -- platform buffers ---------------------------------------------------------------------------------
     buffer_ttl_min: int = Field(
@@ -210,8 +224,8 @@ class IotLimits:
     (each attempt pays a handshake). Devices reconnect on their back-off schedule: the reconnect storm.
     ``notify(event, **info)`` if present is called for each suspension.
 
-    Not yet acting (next issue): ``channel_bytes_per_minute``, ``channel_connections``,
-    ``device_buffer_bytes`` (buffer full -> new messages discarded), ``mqtt_sessions``.
+    The other fields act as described in :mod:`sim.world.iot_enforcer`, whose
+    :class:`~sim.world.iot_enforcer.IotPlanLimits` builds them from a plan and records the report.
     """
 
     channel_messages_per_minute: int | None = None
@@ -220,6 +234,13 @@ class IotLimits:
     channel_connections: int | None = None
     device_buffer_bytes: float | None = None
     mqtt_sessions: int | None = None
+    platform_messages_per_minute: float | None = None
+    platform_bytes_per_minute: float | None = None
+
+
+def _lim(enforcer: Any, attr: str) -> float | None:
+    v = getattr(enforcer, attr, None) if enforcer is not None else None
+    return None if v is None else float(v)
 
 
 def _child(seed: np.random.SeedSequence, name: str) -> np.random.Generator:
@@ -261,6 +282,47 @@ class _Fleet:
 
         self.windows = links.Windows()
         self.out = links.empty_outages()
+        E = enforcer
+        self.dry = bool(getattr(E, "dry_run", False)) if E is not None else False
+        self.act = E is not None and not self.dry
+        self.recorder = E if E is not None and hasattr(E, "crossing") else None
+        lo_p, hi_p = cfg.payload_bytes
+        sizes = np.arange(lo_p, hi_p + 1, dtype=I64)
+        tab = self.proto.messages(sizes, "in")
+        self.msg_bytes = float((tab["payload"] + tab["app_protocol"] + tab["tls_record"]).mean())
+        self.payload_mean = float(sizes.mean())
+        self.chan_limit, self.chan_limit_attr = self._msg_limit("channel")
+        self.conn_limit = _lim(E, "channel_connections")
+        self.conn_from = np.zeros(cfg.channels, I64)  # connection crossings count from this second
+        self.done: set[str] = set()  # dry run: restrictions already seen crossing
+        # MQTT sessions beyond the limit: the last devices never get one (owner's sessions come first)
+        n_sess = _lim(E, "mqtt_sessions")
+        self.no_session = np.zeros(0, I64)
+        if n_sess is not None and self.n + cfg.extra_mqtt_sessions > n_sess:
+            k = min(self.n, int(self.n + cfg.extra_mqtt_sessions - n_sess))
+            self._cross("mqtt_sessions", f"device {self.n - k}", 0, refused_devices=k)
+            if self.act:
+                self.no_session = np.arange(self.n - k, self.n, dtype=I64)
+                z = np.zeros(k, I64)
+                self.out.extend(
+                    dev=self.no_session, chan=np.full(k, cfg.channels, I64), kind=np.full(k, 2, I64),
+                    t_down=z, t_detect=z, t_cover=z, u_resume=np.ones(k), requeued=z,
+                )  # fmt: skip
+                self.windows.add(cfg.channels, 0, self.seconds + 1)  # a virtual channel: always refused
+        # device buffers that can fill: devices sending more than the cap in the whole period
+        self.buf_cap: int | None = None
+        self.cand = np.zeros(0, I64)
+        cap = _lim(E, "device_buffer_bytes")
+        if cap is not None:
+            self.buf_cap = int(cap // self.payload_mean) if self.payload_mean > 0 else None
+            seg = self.seg
+            idx = np.arange(len(seg.dev))
+            per = seg.reports_upto(idx, seg.end * 60) - seg.reports_upto(idx, seg.start * 60)
+            total = np.bincount(seg.dev, weights=per, minlength=self.n)
+            if self.buf_cap is not None:
+                self.cand = np.flatnonzero(total > self.buf_cap).astype(I64)
+        self.cand_arr = np.zeros((len(self.cand), self.minutes), np.int32)
+        self.rej_dev: list[tuple[np.ndarray, int, np.ndarray]] = []  # per-device rejections at crossings
         if cfg.drops_per_device_per_day > 0:
             d = links.cellular_drops(
                 _child(seed, "drops"), self.n, self.chan_of, self.seconds,
@@ -276,12 +338,29 @@ class _Fleet:
         self.dropped = np.zeros(m, I64)
         self.rejected = np.zeros(m, I64)  # QoS 0 rejected (lost)
         self.requeued = np.zeros(m, I64)  # QoS 1 rejected (re-sent later)
+        self.qdrop = np.zeros(m, I64)  # lost to a full device queue
+        self.unsent = np.zeros(m, I64)  # QoS 1 backlog behind the in-flight window at a crossing
         self.pings = np.zeros(m, I64)
         self.ch_arrivals = np.zeros((cfg.channels, m), I64)
         self.rej_adjust: dict[
             tuple[int, int], int
         ] = {}  # (channel, minute) -> messages rejected at the crossing
         self.suspensions: list[tuple[int, int]] = []
+
+    def _msg_limit(self, scope: str) -> tuple[float | None, str]:
+        """Messages-per-minute limit of ``scope`` with a traffic limit folded in at the mean message size."""
+        E = self.enforcer
+        m = _lim(E, f"{scope}_messages_per_minute")
+        b = _lim(E, f"{scope}_bytes_per_minute")
+        bm = float(b // self.msg_bytes) if b is not None and self.msg_bytes > 0 else None
+        if bm is not None and (m is None or bm < m):
+            return bm, f"{scope}_bytes_per_minute"
+        return m, f"{scope}_messages_per_minute"
+
+    def _cross(self, attr: str, element: str, t: int, **info) -> None:
+        self.done.add(attr)
+        if self.recorder is not None:
+            self.recorder.crossing(attr, element, int(t), **info)
 
     def _settle(self, since: int | None = None, new_rows: np.ndarray | None = None) -> None:
         cfg = self.cfg
@@ -310,11 +389,15 @@ class _Fleet:
                 dropped = np.bincount(mi - m0, weights=r, minlength=L).astype(I64)
         # Messages waiting on the device go out at reconnection.
         u = np.flatnonzero(o.active & (o.t_up >= t0) & (o.t_up < t1))
+        qdrop = np.zeros(L, I64)
         if len(u):
-            waiting = self._waiting(u)
+            waiting, lost = self._waiting(u)
             np.add.at(rep, (o.dev[u], o.t_up[u] // 60 - m0), waiting)
+            np.add.at(qdrop, o.t_up[u] // 60 - m0, lost)
         ch = np.add.reduceat(rep, self.chan_start[:-1], axis=0) if self.n else np.zeros((0, L), I64)
         return {
+            "qdrop": qdrop,
+            "cand": rep[self.cand],
             "sent": sent,
             "arrivals": rep.sum(axis=0),
             "pings": ping.sum(axis=0),
@@ -322,27 +405,60 @@ class _Fleet:
             "ch": ch,
         }
 
-    def _waiting(self, rows: np.ndarray) -> np.ndarray:
-        """Messages a device sends on reconnecting: scheduled during the outage (QoS 0: after detection),
-        within the period, plus QoS 1 messages rejected at a suspension."""
+    def _waiting(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sent, lost) per row: messages a device sends on reconnecting -- scheduled during the outage
+        (QoS 0: after detection), within the period, plus QoS 1 messages rejected at a suspension --
+        up to ``device_queue_max``; the older ones beyond it are lost (device queue full)."""
         o = self.out
         start = o.t_detect[rows] if self.cfg.qos == 0 else o.t_down[rows]
         end = np.minimum(o.t_up[rows], self.seconds)
         start = np.minimum(start, end)
         p, mi, x, y = split_by_minute(start, end)
         r, _ = self.seg.window_counts(o.dev[rows][p], x, y, mi)
-        return np.bincount(p, weights=r, minlength=len(rows)).astype(I64) + o.requeued[rows]
+        total = np.bincount(p, weights=r, minlength=len(rows)).astype(I64) + o.requeued[rows]
+        cap = self.cfg.device_queue_max
+        if cap is None:
+            return total, np.zeros(len(rows), I64)
+        sent = np.minimum(total, cap)
+        return sent, total - sent
 
     def _commit(self, res: dict[str, np.ndarray], m0: int, k: int) -> None:
         s = slice(m0, m0 + k)
-        for name in ("sent", "arrivals", "pings", "dropped"):
+        for name in ("sent", "arrivals", "pings", "dropped", "qdrop"):
             getattr(self, name)[s] = res[name][:k]
         self.ch_arrivals[:, s] = res["ch"][:, :k]
+        self.cand_arr[:, s] = res["cand"][:, :k]
 
     # -- limits ---------------------------------------------------------------------------------------
-    def _first_violation(self, res: dict[str, np.ndarray], m0: int) -> tuple[int, int] | None:
-        limit = getattr(self.enforcer, "channel_messages_per_minute", None) if self.enforcer else None
-        if limit is None:
+    def _per_second(self, devs: np.ndarray, minute: int) -> np.ndarray:
+        """Messages each device of ``devs`` (a contiguous range) sends in each second of ``minute``."""
+        o, seg = self.out, self.seg
+        base = minute * 60
+        dd = np.repeat(devs, 60)
+        ss = np.tile(np.arange(60, dtype=I64), len(devs)) + base
+        per = seg.window_counts(dd, ss, ss + 1, np.full(len(dd), minute, I64))[0].reshape(len(devs), 60)
+        if len(devs) == 0:
+            return per
+        inr = (o.dev >= devs[0]) & (o.dev <= devs[-1]) & o.active
+        for r in np.flatnonzero(inr & (o.t_down < base + 60) & (o.t_up > base)):  # seconds inside outages
+            i = o.dev[r] - devs[0]
+            per[i, max(o.t_down[r] - base, 0) : min(o.t_up[r] - base, 60)] = 0
+        u = np.flatnonzero(inr & (o.t_up >= base) & (o.t_up < base + 60))
+        if len(u):  # reconnection bursts
+            np.add.at(per, (o.dev[u] - devs[0], o.t_up[u] - base), self._waiting(u)[0])
+        return per
+
+    def _devs(self, c: int) -> np.ndarray:
+        return np.arange(self.chan_start[c], self.chan_start[c + 1], dtype=I64)
+
+    def _msg_second(self, c: int, minute: int) -> int:
+        cum = np.cumsum(self._per_second(self._devs(c), minute).sum(axis=0))
+        return minute * 60 + int(np.argmax(cum > self.chan_limit))
+
+    def _msg_violation(self, res: dict[str, np.ndarray], m0: int) -> tuple[int, int] | None:
+        """(second, channel) of the first messages-per-minute crossing in the chunk."""
+        limit = self.chan_limit
+        if limit is None or (self.dry and self.chan_limit_attr in self.done):
             return None
         ch = res["ch"].copy()
         for (c, mm), n in self.rej_adjust.items():
@@ -351,43 +467,95 @@ class _Fleet:
         over = np.argwhere(ch.T > limit)  # rows (minute, channel), minute-major
         if len(over) == 0:
             return None
-        mi, c = over[0]
-        return int(c), int(m0 + mi)
+        mi = over[0, 0]
+        return min((self._msg_second(int(c), int(m0 + mi)), int(c)) for c in over[over[:, 0] == mi, 1])
 
-    def _suspend(self, c: int, minute: int) -> None:
-        """Close channel ``c`` at the second its messages in ``minute`` cross the limit."""
-        cfg, o, seg = self.cfg, self.out, self.seg
-        limit = int(self.enforcer.channel_messages_per_minute)
-        devs = np.arange(self.chan_start[c], self.chan_start[c + 1], dtype=I64)
-        secs = np.arange(60, dtype=I64)
-        base = minute * 60
-        dd = np.repeat(devs, 60)
-        ss = np.tile(secs, len(devs)) + base
-        per = seg.window_counts(dd, ss, ss + 1, np.full(len(dd), minute, I64))[0].reshape(len(devs), 60)
-        # remove seconds inside outages, add reconnect bursts
-        a = np.flatnonzero(o.active & (o.chan == c) & (o.t_down < base + 60) & (o.t_up > base))
-        for r in a:
-            i = o.dev[r] - devs[0]
-            lo, hi = max(o.t_down[r] - base, 0), min(o.t_up[r] - base, 60)
-            per[i, lo:hi] = 0
-        u = np.flatnonzero(o.active & (o.chan == c) & (o.t_up >= base) & (o.t_up < base + 60))
-        if len(u):
-            np.add.at(per, (o.dev[u] - devs[0], o.t_up[u] - base), self._waiting(u))
-        cum = np.cumsum(per.sum(axis=0))
-        s_star = int(np.argmax(cum > limit))
-        before = int(cum[s_star - 1]) if s_star else 0
-        at = per[:, s_star]
-        cs = np.cumsum(at)
-        accepted = np.clip(limit - before - (cs - at), 0, at)
-        rej = at - accepted
+    def _conn_violation(self, m0: int, m1: int) -> tuple[int, int] | None:
+        """(second, channel) of the first time a channel's server-side connections exceed the limit."""
+        limit = self.conn_limit
+        if limit is None or (self.dry and "channel_connections" in self.done):
+            return None
+        cfg, o = self.cfg, self.out
+        t0, t1 = m0 * 60, m1 * 60
+        srv = np.where(
+            o.kind == 1, np.minimum(o.t_down + int(np.ceil(cfg.server_timeout_factor * cfg.keepalive_s)), o.t_up),
+            o.t_down,
+        )  # fmt: skip
+        ch = self.chan_of[o.dev] if len(o) else np.zeros(0, I64)
+        best: tuple[int, int] | None = None
+        act = o.active & (srv < t1) & (o.t_up > t0)
+        for c in range(cfg.channels):
+            n_c = int(self.chan_start[c + 1] - self.chan_start[c])
+            if n_c <= limit:
+                continue
+            rows = np.flatnonzero(act & (ch == c))
+            open0 = int(((srv[rows] <= t0) & (o.t_up[rows] > t0)).sum())
+            ev_t = np.concatenate((srv[rows][srv[rows] > t0], o.t_up[rows][o.t_up[rows] < t1]))
+            ev_d = np.concatenate((-np.ones(int((srv[rows] > t0).sum()), I64),
+                                   np.ones(int((o.t_up[rows] < t1).sum()), I64)))  # fmt: skip
+            ts, inv = np.unique(np.concatenate(([t0], ev_t)), return_inverse=True)
+            d = np.bincount(inv, weights=np.concatenate(([0], ev_d)), minlength=len(ts)).astype(I64)
+            level = n_c - open0 + np.cumsum(d)
+            ok = (level > limit) & (ts >= max(t0, int(self.conn_from[c]))) & (ts < t1)
+            if ok.any():
+                t = int(ts[np.argmax(ok)])
+                if best is None or t < best[0]:
+                    best = (t, c)
+        return best
+
+    def _violation(self, res: dict[str, np.ndarray], m0: int, m1: int) -> tuple[int, int, str] | None:
+        """The earliest crossing in the chunk: (second, channel, attribute); dry run: record, return None."""
+        cands = []
+        v = self._msg_violation(res, m0)
+        if v is not None:
+            cands.append((v[0], 0, v[1], self.chan_limit_attr))
+        v = self._conn_violation(m0, m1)
+        if v is not None:
+            cands.append((v[0], 1, v[1], "channel_connections"))
+        if not cands:
+            return None
+        if self.dry:
+            for t, _, c, attr in cands:
+                self._cross(attr, f"channel {c}", t)
+            return None
+        t, _, c, attr = min(cands)
+        return t, c, attr
+
+    def _suspend(self, c: int, t_cross: int, attr: str) -> None:
+        """Close channel ``c`` one second after the second ``t_cross`` its limit ``attr`` is crossed."""
+        cfg, o = self.cfg, self.out
+        minute = t_cross // 60
+        devs = self._devs(c)
+        rej = np.zeros(len(devs), I64)
+        if attr != "channel_connections":  # messages beyond the limit in the crossing second are rejected
+            limit = int(self.chan_limit)
+            per = self._per_second(devs, minute)
+            cum = np.cumsum(per.sum(axis=0))
+            s_star = t_cross - minute * 60
+            before = int(cum[s_star - 1]) if s_star else 0
+            at = per[:, s_star]
+            cs = np.cumsum(at)
+            rej = at - np.clip(limit - before - (cs - at), 0, at)
+            if (c, minute) in self.rej_adjust:  # a second crossing in the same minute cannot happen
+                raise RuntimeError(f"channel {c} still over its limit in minute {minute} after suspension")
+            self.rej_adjust[(c, minute)] = int(rej.sum())
         n_rej = int(rej.sum())
-        if (c, minute) in self.rej_adjust:  # a second crossing in the same minute cannot happen
-            raise RuntimeError(f"channel {c} still over its limit in minute {minute} after suspension")
-        self.rej_adjust[(c, minute)] = n_rej
-        (self.requeued if cfg.qos == 1 else self.rejected)[minute] += n_rej
-        t_close = base + s_star + 1
+        if cfg.qos == 1:
+            sent = np.minimum(rej, cfg.max_inflight)
+            self.requeued[minute] += int(sent.sum())
+            self.unsent[minute] += n_rej - int(sent.sum())
+            n_rej = int(sent.sum())
+        else:
+            self.rejected[minute] += n_rej
+        if n_rej:
+            self.rej_dev.append((devs, minute, rej))
+        t_close = t_cross + 1
         self.windows.add(c, t_close, t_close + int(self.enforcer.suspend_s))
-        up = ~o.down_at(devs, t_close)
+        self.conn_from[c] = t_close
+        row = o.row_at(devs, t_close)
+        up = row < 0
+        if cfg.qos == 1:  # already down (a cellular drop): its rejected messages wait in that outage
+            o.requeued[row[~up]] += rej[~up]
         k = int(up.sum())
         new_rows = self.out.extend(
             dev=devs[up], chan=np.full(k, c, I64), kind=np.zeros(k, I64), t_down=np.full(k, t_close, I64),
@@ -396,9 +564,83 @@ class _Fleet:
         )  # fmt: skip
         self._settle(since=t_close, new_rows=new_rows)
         self.suspensions.append((c, t_close))
-        notify = getattr(self.enforcer, "notify", None)
+        E = self.enforcer
+        if self.recorder is not None:
+            self.recorder.crossing(attr, f"channel {c}", t_cross)
+            self.recorder.suspension(attr, f"channel {c}", t_close, int(E.suspend_s) / 60)
+            self.recorder.add("rejected", self.recorder.name(attr), n_rej)
+        notify = getattr(E, "notify", None)
         if callable(notify):
-            notify("channel_suspended", channel=c, t=t_close, rejected=n_rej)
+            notify("channel_suspended", channel=c, t=t_close, rejected=n_rej, limit=attr)
+
+    def _platform(self) -> np.ndarray:
+        """Platform messages/traffic limits: a crossing suspends the REST API for ``suspend_s``, so the
+        application's buffer reads inside it are rejected. Returns the minutes a read happens."""
+        M = self.minutes
+        is_read = _read_minutes(M, self.cfg.read_every_min)
+        self.platform_suspensions = 0
+        limit, attr = self._msg_limit("platform")
+        if limit is None:
+            return is_read
+        t_from = 0
+        over = np.flatnonzero(self.arrivals > limit)
+        all_devs = np.arange(self.n, dtype=I64)
+        for m in over:
+            if m * 60 + 59 < t_from:
+                continue
+            cum = np.cumsum(self._per_second(all_devs, int(m)).sum(axis=0))
+            ok = (cum > limit) & (np.arange(60) + m * 60 >= t_from)
+            if not ok.any():
+                continue
+            t = int(m * 60 + np.argmax(ok))
+            self._cross(attr, "platform", t)
+            if self.dry:
+                break
+            s = int(self.enforcer.suspend_s)
+            t_from = t + 1 + s
+            first, last = -(-(t + 1) // 60), (t + s) // 60  # read minutes starting inside [t+1, t+1+s)
+            is_read[first : last + 1] = False
+            self.platform_suspensions += 1
+            if self.recorder is not None:
+                self.recorder.suspension(attr, "platform", t + 1, s / 60)
+        return is_read
+
+    def _device_buffers(self, is_read: np.ndarray, failed: np.ndarray) -> np.ndarray:
+        """Messages discarded per minute by full device buffers (cap in messages of the mean payload)."""
+        M = self.minutes
+        out = np.zeros(M, I64)
+        if self.buf_cap is None or len(self.cand) == 0:
+            return out
+        pos = {int(d): i for i, d in enumerate(self.cand)}
+        dm = self.cand_arr.astype(I64)
+        for devs, minute, rej in self.rej_dev:  # rejected at a crossing: never reached the buffer
+            for d, n in zip(devs[rej > 0], rej[rej > 0], strict=True):
+                if int(d) in pos:
+                    dm[pos[int(d)], minute] -= n
+        cap, ttl = self.buf_cap, self.cfg.buffer_ttl_min
+        acc = np.zeros_like(dm)
+        level = np.zeros(len(self.cand), I64)
+        lo = 0
+        for m in range(M):
+            if is_read[m]:
+                level[:] = 0
+                lo = m
+            if m - ttl >= lo:
+                level -= acc[:, m - ttl]
+            acc[:, m] = np.minimum(dm[:, m], np.maximum(cap - level, 0))
+            level += acc[:, m]
+        disc = dm - acc
+        out = disc.sum(axis=0)
+        hit = np.argwhere(disc.T > 0)  # (minute, device) minute-major
+        if len(hit):
+            m, i = (int(x) for x in hit[0])
+            d = self.cand[i : i + 1]
+            cum = np.cumsum(self._per_second(d, m)[0])
+            t = m * 60 + int(np.argmax(cum > acc[i, m]))
+            self._cross("device_buffer_bytes", f"device {int(d[0])}", t)
+        if self.dry:
+            return np.zeros(M, I64)
+        return out
 
     # -- run ------------------------------------------------------------------------------------------
     def chunks(self):
@@ -413,7 +655,7 @@ class _Fleet:
         while m < self.minutes:
             m1 = min(m + size, self.minutes, (m // 1440 + 1) * 1440)
             res = self._chunk(m, m1)
-            v = self._first_violation(res, m)
+            v = self._violation(res, m, m1) if self.enforcer is not None else None
             if v is None:
                 self._commit(res, m, m1 - m)
                 m, size = m1, min(size * 2, full)
@@ -421,10 +663,11 @@ class _Fleet:
                 if m % 1440 == 0 or m == self.minutes:
                     yield m
             else:
-                c, vm = v
+                t, c, attr = v
+                vm = t // 60
                 self._commit(res, m, vm - m)
                 self.out.freeze(vm * 60, self.n)
-                self._suspend(c, vm)
+                self._suspend(c, t, attr)
                 m, size = vm, 4
 
     # -- results --------------------------------------------------------------------------------------
@@ -436,7 +679,7 @@ class _Fleet:
         sizes = np.arange(lo, hi + 1, dtype=I64)
         probs = np.full(len(sizes), 1.0 / len(sizes))
         failed = self.rejected + self.requeued
-        delivered = self.arrivals - failed
+        delivered = self.arrivals - failed - self.unsent
         h_del = rng.multinomial(delivered, probs)  # (M, S): messages of each size per minute
         h_rej = rng.multinomial(failed, probs)
         table = self.proto.messages(sizes, "in")
@@ -476,7 +719,7 @@ class _Fleet:
 
         # server-side connection level: a device is off from the server's close to its reconnection
         srv_close = np.where(
-            o.kind == 0,
+            o.kind != 1,
             o.t_down,
             np.minimum(o.t_down + int(np.ceil(cfg.server_timeout_factor * cfg.keepalive_s)), o.t_up),
         )
@@ -486,25 +729,45 @@ class _Fleet:
         level = self.n - np.cumsum(diff)[:M]
         book.set_level("iot_connections", level)
 
-        # buffers: TTL k minutes, reads at minutes R, 2R, ... (start of minute, after expiry)
+        # buffers: TTL k minutes, reads at minutes R, 2R, ... (start of minute, after expiry), except
+        # reads rejected by a platform suspension; full device buffers discard new messages
+        is_read = self._platform()
+        discarded = self._device_buffers(is_read, failed)
         payload_min = h_del @ sizes.astype(float)
-        stored, fate = _buffer(delivered, payload_min, cfg.buffer_ttl_min, cfg.read_every_min)
+        kept = delivered - discarded
+        if discarded.any():  # discarded messages carry the minute's mean payload
+            payload_min = payload_min * np.divide(kept, delivered, out=np.zeros(M), where=delivered > 0)
+        stored, fate = _buffer(kept, payload_min, cfg.buffer_ttl_min, is_read)
         book.set_level("iot_stored_bytes", stored)
-        book.add_series("iot_messages", minutes, delivered)
+        book.add_series("iot_messages", minutes, kept)
         book.add_series("iot_pings", minutes, self.pings)
 
         still_down = np.flatnonzero(act & (o.t_up >= T))
-        pending = int(self._waiting(still_down).sum()) if len(still_down) else 0
+        pending, lost = self._waiting(still_down) if len(still_down) else (np.zeros(0, I64), np.zeros(0, I64))
+        pending, q_end = int(pending.sum()), int(lost.sum())
+        q_lost = int(self.qdrop.sum()) + q_end
+        rt_chan = o.chan[rr]
+        refused = int((rt_chan == cfg.channels).sum())
+        E = self.recorder
+        if E is not None:
+            E.add("discarded", "device_buffer_full", int(discarded.sum()))
+            E.add("dropped", "device_queue_full", q_lost)
+            E.add("rejected_connections", "mqtt_session_refused", refused)
+            E.add("rejected_connections", "channel_suspended", len(rt) - refused)
+            if self.act:
+                E.retransmitted = int(self.requeued.sum())
         counts = {
             "iot_messages_sent": int(self.sent.sum()),
-            "iot_delivered": int(delivered.sum()),
+            "iot_delivered": int(kept.sum()),
             "iot_expired": fate["expired"],
             "iot_read": fate["read"],
             "iot_in_buffer_end": fate["in_buffer"],
-            "iot_dropped": int(self.dropped.sum()),
+            "iot_dropped": int(self.dropped.sum()) + q_lost,
+            "iot_dropped_device_queue_full": q_lost,
             "iot_rejected": int(self.rejected.sum()),
             "iot_retransmitted": int(self.requeued.sum()),
-            "iot_discarded": 0,
+            "iot_discarded": int(discarded.sum()),
+            "iot_discarded_device_buffer_full": int(discarded.sum()),
             "iot_pending_on_device_end": pending,
             "iot_keepalives": int(self.pings.sum()),
             "connections": int(conn.sum()),
@@ -512,6 +775,9 @@ class _Fleet:
             "resumed_handshakes": int(resumed.sum() + r_res.sum()),
             "rejected_connections": int(len(rt)),
             "channel_suspensions": len(self.suspensions),
+            "platform_suspensions": self.platform_suspensions,
+            "mqtt_sessions_refused_devices": len(self.no_session),
+            "mqtt_session_refusals": refused,
         }
         for k, v in counts.items():
             book.count(k, v)
@@ -546,9 +812,13 @@ def _add_event_bytes(book: MeterBook, b, minute, n) -> None:
             book.add_bytes(d, c, minute, n * v)
 
 
-def _buffer(
-    count: np.ndarray, nbytes: np.ndarray, ttl: int, read_every: int | None
-) -> tuple[np.ndarray, dict]:
+def _read_minutes(minutes: int, read_every: int | None) -> np.ndarray:
+    """Minutes at whose start the application reads and clears the buffers."""
+    m = np.arange(minutes)
+    return (m % read_every == 0) if read_every else np.zeros(minutes, bool)
+
+
+def _buffer(count: np.ndarray, nbytes: np.ndarray, ttl: int, is_read: np.ndarray) -> tuple[np.ndarray, dict]:
     """Buffer level (end of each minute) and message fates for per-minute deliveries.
 
     A message delivered in minute ``m`` expires at the start of minute ``m + ttl``; a read at the start
@@ -558,20 +828,24 @@ def _buffer(
     """
     M = len(count)
     m = np.arange(M)
-    lo = m - ttl + 1
-    if read_every:
-        lo = np.maximum(lo, (m // read_every) * read_every)
-    lo = np.maximum(lo, 0)
+    last_read, next_read = _read_marks(is_read)
+    lo = np.maximum(np.maximum(m - ttl + 1, last_read), 0)
     cb = np.concatenate(([0.0], np.cumsum(nbytes)))
     stored = cb[m + 1] - cb[lo]
-    if read_every:
-        next_read = (m // read_every + 1) * read_every
-        read = next_read <= np.minimum(m + ttl - 1, M - 1)
-    else:
-        read = np.zeros(M, bool)
+    read = next_read <= np.minimum(m + ttl - 1, M - 1)
     expired = ~read & (m + ttl <= M - 1)
     n_read, n_exp = int(count[read].sum()), int(count[expired].sum())
     return stored, {"read": n_read, "expired": n_exp, "in_buffer": int(count.sum()) - n_read - n_exp}
+
+
+def _read_marks(is_read: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per minute: the last read at or before it (0 if none) and the next read after it (M + big if none)."""
+    M = len(is_read)
+    m = np.arange(M)
+    last = np.maximum.accumulate(np.where(is_read, m, 0)) if M else m
+    nxt_at = np.where(is_read, m, 2 * M + 10)
+    nxt = np.concatenate((np.minimum.accumulate(nxt_at[::-1])[::-1][1:], [2 * M + 10])) if M else m
+    return last, nxt
 
 
 def simulate_fleet(
@@ -599,7 +873,8 @@ def simulate_fleet(
     ``start`` only anchors the period: the diurnal shape is in the fleet's local hours
     (``utc_offset_hours``) and assumes ``start`` is at 00:00 UTC.
     """
-    del start  # the book carries the calendar; minute 0 is the period start
+    if enforcer is not None and hasattr(enforcer, "crossing"):
+        enforcer.start = start  # report times as ISO instants
     fleet = _Fleet(cfg, days, seed, enforcer)
     if env is None:
         for _ in fleet.chunks():

@@ -181,14 +181,18 @@ class Outages:
 
     def down_at(self, dev: np.ndarray, t: int) -> np.ndarray:
         """Whether each device in ``dev`` is inside an active outage at time ``t``."""
+        return self.row_at(dev, t) >= 0
+
+    def row_at(self, dev: np.ndarray, t: int) -> np.ndarray:
+        """The active outage row each device in ``dev`` is inside at time ``t`` (-1 if up)."""
         act = np.flatnonzero(self.active)
         if len(act) == 0:
-            return np.zeros(len(dev), bool)
+            return np.full(len(dev), -1, I64)
         key = self.dev[act] * _BIG + self.t_down[act]
         i = np.searchsorted(key, dev * _BIG + t, side="right") - 1
         ok = i >= 0
         row = act[np.maximum(i, 0)]
-        return ok & (self.dev[row] == dev) & (self.t_up[row] > t)
+        return np.where(ok & (self.dev[row] == dev) & (self.t_up[row] > t), row, -1)
 
 
 @dataclass
