@@ -49,6 +49,8 @@ class PlanOutcome:
             "notifications": len(self.bill.notifications),
             "rejected": sum(enf.get("rejected", {}).values()),
             "discarded": sum(enf.get("discarded", {}).values()),
+            "dropped": sum(enf.get("dropped", {}).values()),
+            "refused_connections": sum(enf.get("refused_connections", {}).values()),
             "suspensions": len(suspensions),
             "suspended_minutes": sum(s.get("minutes", 0) for s in suspensions),
             "extra_connections": self.extra.get("connections", 0),
@@ -74,7 +76,7 @@ def storm_extra(usage: dict, baseline: dict) -> dict[str, int]:
 def cheapest_usable(outcomes: list[PlanOutcome]) -> str | None:
     """The cheapest plan whose hard limits hold and that lost nothing (no rejection, discard or suspension)."""
     clean = [o for o in outcomes if not o.bill.violations and not any(
-        o.row()[k] for k in ("rejected", "discarded", "suspensions"))]
+        o.row()[k] for k in ("rejected", "discarded", "dropped", "refused_connections", "suspensions"))]
     pool = clean or [o for o in outcomes if not o.bill.violations] or outcomes
     return min(pool, key=lambda o: o.bill.total).plan if pool else None
 
@@ -92,6 +94,7 @@ def comparison_table(outcomes: list[PlanOutcome]) -> str:
     labels = [
         ("total", "bill"), ("calculator", "calculator (payload only)"), ("violations", "hard limits exceeded"),
         ("notifications", "notifications"), ("rejected", "messages rejected"), ("discarded", "messages discarded"),
+        ("dropped", "messages dropped (device queue full)"), ("refused_connections", "refused connection attempts"),
         ("suspensions", "suspensions"), ("suspended_minutes", "suspended minutes"),
         ("extra_connections", "extra connections (storms)"), ("extra_full_handshakes", "extra full handshakes"),
         ("extra_outbound_bytes", "extra billed outbound bytes"), ("own_run", "limits changed the run"),
@@ -133,7 +136,8 @@ def plot_comparison(outcomes: list[PlanOutcome], path: str | Path, title: str = 
     ax1.set_title("what each plan costs")
     ax1.legend(fontsize=8)
     losses = [("rejected", "messages rejected"), ("discarded", "messages discarded"),
-              ("extra_connections", "extra connections"), ("suspended_minutes", "suspended minutes")]
+              ("dropped", "messages dropped"), ("refused_connections", "refused connections"),
+              ("extra_full_handshakes", "extra full handshakes"), ("suspended_minutes", "suspended minutes")]
     width = 0.8 / len(losses)
     for i, (key, label) in enumerate(losses):
         ax2.bar(x - 0.4 + width * (i + 0.5), [r[key] for r in rows], width, label=label)
@@ -218,9 +222,10 @@ def _flat_enforcement(usage: dict, bill: Bill) -> dict:
     raw = dict(usage.get("enforcement") or {})
     iot = raw.pop("iot", None) or {}
     out: dict[str, Any] = {"suspensions": list(raw.get("suspensions", [])) + list(iot.get("suspensions", [])),
-                           "rejected": {}, "discarded": {}}
+                           "rejected": {}, "discarded": {}, "dropped": {}, "refused_connections": {}}
+    iot = dict(iot, refused_connections=iot.get("rejected_connections") or {})
     for part in (raw, iot):
-        for section in ("rejected", "discarded"):
+        for section in ("rejected", "discarded", "dropped", "refused_connections"):
             for reason, n in (part.get(section) or {}).items():
                 out[section][reason] = out[section].get(reason, 0) + int(n)
     out["notifications"] = [n.to_dict() for n in bill.notifications]

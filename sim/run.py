@@ -48,14 +48,24 @@ def summary_lines(result: RunResult) -> list[str]:
         f"MAU {int(mau):,}   peak CCU {int(peak):,} ({peak / mau:.1%} of MAU)" if mau else "MAU 0",
         f"connections {counts.get('connections', 0):,}  full TLS {counts.get('full_handshakes', 0):,}  "
         f"resumed {counts.get('resumed_handshakes', 0):,}",
-        f"messages originated {counts.get('messages_originated', 0):,}  copies sent {counts.get('messages_sent', 0):,}  "
+        f"chat messages originated {counts.get('messages_originated', 0):,}  copies sent {counts.get('messages_sent', 0):,}  "
         f"delivered {counts.get('delivered', 0):,}  stored at end {counts.get('stored', 0):,}  "
         f"expired {counts.get('expired', 0):,}  dropped {counts.get('dropped', 0):,}",
+        *_iot_lines(counts),
         "outbound GB by category: " + ", ".join(f"{c} {v / GB:.3f}" for c, v in out.items() if v),
         f"billed outbound {billed / GB:.3f} GB, overhead share (non-payload) {overhead:.1%}; "
         f"TURN {out.get('turn_media', 0) / GB:.3f} GB",
     ]
     return lines
+
+
+def _iot_lines(counts: dict) -> list[str]:
+    """The tracker fleet's line of the summary, when the scenario has one."""
+    if "iot_messages_sent" not in counts:
+        return []
+    keys = ("iot_messages_sent", "iot_delivered", "iot_read", "iot_expired", "iot_in_buffer_end", "iot_rejected",
+            "iot_discarded", "iot_dropped", "iot_pending_on_device_end")
+    return ["telemetry: " + "  ".join(f"{k.removeprefix('iot_').replace('_', ' ')} {counts.get(k, 0):,}" for k in keys)]
 
 
 def price_all(result: RunResult, plans) -> tuple[list, list[str]]:  # used by notebooks: no enforcement
