@@ -119,10 +119,29 @@ def run_command(scenario_path: str, sets: list[str] | None, seed: int | None, ou
         for o in outcomes:
             print(f"plan {o.plan}: bill {o.bill.total} {o.bill.currency}   calculator (payload only, no minimum) "
                   f"{o.quote.total} {o.quote.currency}" + ("   [limits acted: own run]" if o.enforced else ""))
+            for line in enforcement_lines(o.enforcement):
+                print(f"    {line}")
     if out_dir:
         write_outputs(result, outcomes, out_dir)
         print(f"wrote {out_dir}")
     return 0
+
+
+def enforcement_lines(enf: dict, most: int = 3) -> list[str]:
+    """What a plan did to the run, in words: suspensions, losses by reason, notifications, throttling."""
+    lines = []
+    sus = enf.get("suspensions", [])
+    if sus:
+        shown = ", ".join(f"{s['element']} ({s['limit']}) at {s['start']} for {s['minutes']:g} min" for s in sus[:most])
+        lines.append(f"suspensions {len(sus):,}: {shown}" + (" ..." if len(sus) > most else ""))
+    for section in ("rejected", "discarded", "dropped", "refused_connections"):
+        if enf.get(section):
+            lines.append(f"{section.replace('_', ' ')}: " + ", ".join(f"{k} {v:,}" for k, v in enf[section].items()))
+    for n in enf.get("notifications", [])[:6]:
+        lines.append(f"notification: {n['meter']} at {n['threshold']:.0%} of its {n['of']} on {n['at'] or 'unknown time'}")
+    if enf.get("throttled_from"):
+        lines.append(f"throttled from {enf['throttled_from']}")
+    return lines
 
 
 def bills_document(outcomes) -> dict:
