@@ -42,7 +42,6 @@ Report (plain JSON; the usage document's ``enforcement`` section)::
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 
 from sim.world.enforcer import REJECT_REASONS, Admission, Enforcer
+from sim.world.rate_limit import admit_per_second
 
 DAY_MS = 86_400_000
 SECOND_MS = 1000
@@ -186,7 +186,7 @@ class PlanEnforcer(Enforcer):
         return t >= self.throttled_from_ms // SECOND_MS * SECOND_MS
 
     def _limit(self, t: np.ndarray, cs: int, ce: int) -> Admission | None:
-        """Per-second caps with retries; ``None`` when no second is over its cap (nothing changes)."""
+        """Per-second caps with retries (sim/world/rate_limit.py); ``None`` when no second is over its cap."""
         nsec = (ce - cs) // SECOND_MS
         big = np.iinfo(np.int64).max
         cap = np.full(nsec, self.rate_cap if self.rate_cap is not None else big, dtype=np.int64)
@@ -194,51 +194,13 @@ class PlanEnforcer(Enforcer):
         if self.throttled_from_ms is not None and self.throttled_from_ms < ce:
             thr_sec = max(0, (self.throttled_from_ms - cs) // SECOND_MS)
             cap[thr_sec:] = np.minimum(cap[thr_sec:], self.throttle_cap)
-        sec = (t - cs) // SECOND_MS
-        counts = np.bincount(sec, minlength=nsec)[:nsec]
-        over = np.flatnonzero(counts > cap)
-        if over.size == 0:
+        decided = admit_per_second(t, cs, ce, cap, self.retries, self.backoff_ms)
+        if decided is None:
             return None
-        n = t.size
-        keep = np.ones(n, dtype=bool)
-        when = t.copy()
-        reason = np.zeros(n, dtype=np.int8)
-        att_msg: list[int] = []
-        att_t: list[int] = []
-        bounds = np.searchsorted(sec, np.arange(nsec + 1))
-        heap: list[tuple[int, int, int]] = []     # (retry time, message, retries so far)
-        over_l = over.tolist()
-        oi = 0
-        while oi < len(over_l) or heap:
-            s_over = over_l[oi] if oi < len(over_l) else nsec
-            s_heap = (heap[0][0] - cs) // SECOND_MS if heap else nsec
-            s = min(s_over, s_heap)
-            if s == s_over:
-                oi += 1
-            lo, hi = int(bounds[s]), int(bounds[s + 1])
-            ct, ci, ck = t[lo:hi].tolist(), list(range(lo, hi)), [0] * (hi - lo)
-            while heap and (heap[0][0] - cs) // SECOND_MS == s:
-                rt, ri, rk = heapq.heappop(heap)
-                ct.append(rt)
-                ci.append(ri)
-                ck.append(rk)
-            c = int(cap[s])
-            cand = sorted(zip(ct, ci, ck, strict=True))
-            for tm, i, k in cand[:c]:
-                if k:                                   # a retry that got through
-                    keep[i] = True
-                    when[i] = tm
-            code = _THROTTLED if s >= thr_sec else _MESSAGE_RATE
-            for tm, i, k in cand[c:]:
-                att_msg.append(i)
-                att_t.append(tm)
-                keep[i] = False
-                nxt = tm + self.backoff_ms * (1 << k)
-                if k < self.retries and nxt < ce:
-                    heapq.heappush(heap, (nxt, i, k + 1))
-                else:
-                    reason[i] = code
-        return Admission(keep, when, reason, np.asarray(att_msg, dtype=np.int64), np.asarray(att_t, dtype=np.int64))
+        keep, when, final_second, att_msg, att_t = decided
+        reason = np.where(final_second < 0, 0,
+                          np.where(final_second >= thr_sec, _THROTTLED, _MESSAGE_RATE)).astype(np.int8)
+        return Admission(keep, when, reason, att_msg, att_t)
 
     # -- notifications and throttling --------------------------------------------------------------
     def day_end(self, day_end_ms: int, usage_so_far: Callable[[], dict[str, np.ndarray]]) -> None:
