@@ -131,19 +131,26 @@ def plot_comparison(outcomes: list[PlanOutcome], path: str | Path, title: str = 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(rows) + 4), 4.2))
     ax1.bar(x - 0.2, [float(r["total"]) for r in rows], 0.4, label="bill (simulated usage)")
     ax1.bar(x + 0.2, [float(r["calculator"] or 0) for r in rows], 0.4, label="calculator (payload only)")
+    top = max([float(r["total"]) for r in rows] + [1.0])
+    for xi, r in zip(x, rows, strict=True):
+        if r["violations"]:        # a free plan that is exceeded costs nothing, and is no option
+            ax1.text(xi, float(r["total"]) + 0.02 * top, "limits\nexceeded", ha="center", va="bottom", fontsize=8,
+                     color="firebrick")
     ax1.set_xticks(x, names, rotation=20, ha="right")
     ax1.set_ylabel(outcomes[0].bill.currency if outcomes else "")
     ax1.set_title("what each plan costs")
     ax1.legend(fontsize=8)
+    # losses are counts of what the plan took away; a storm's extra handshakes count only when positive
     losses = [("rejected", "messages rejected"), ("discarded", "messages discarded"),
               ("dropped", "messages dropped"), ("refused_connections", "refused connections"),
               ("extra_full_handshakes", "extra full handshakes"), ("suspended_minutes", "suspended minutes")]
     width = 0.8 / len(losses)
     for i, (key, label) in enumerate(losses):
-        ax2.bar(x - 0.4 + width * (i + 0.5), [r[key] for r in rows], width, label=label)
+        ax2.bar(x - 0.4 + width * (i + 0.5), [max(0, r[key]) for r in rows], width, label=label)
     ax2.set_xticks(x, names, rotation=20, ha="right")
-    ax2.set_yscale("symlog")
-    ax2.set_title("what each plan loses")
+    ax2.set_yscale("symlog", linthresh=1)
+    ax2.set_ylim(bottom=0)
+    ax2.set_title("what each plan loses (counts, log scale)")
     ax2.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
