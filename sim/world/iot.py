@@ -1,7 +1,10 @@
 """The IoT tracker fleet: telemetry over MQTT into per-device platform buffers (IoT seed 004).
 
-What it models, and why each part is there:
+This module is the fleet engine: ``_Fleet`` runs the period in chunks of minutes, with roll-back on a
+suspension, and :func:`simulate_fleet` is the entry point. Each other concept has its own module:
 
+* **Configuration** (``iot_config``): :class:`IotFleetConfig`, every parameter with its default and
+  source ("PF §x" = ``shared/reference/protocol-facts.md``; *assumption* = no source, so a parameter).
 * **Schedule** (``iot_schedule``): trackers report every 10-30 s while moving and every 300 s while
   parked; trips follow a diurnal shape. Counts come from closed forms, so a month of a 10,000-device
   fleet is not 860 M events.
@@ -10,232 +13,44 @@ What it models, and why each part is there:
 * **Links** (``iot_links``): cellular drops kill connections silently; devices notice, back off
   (1 s doubling to 128 s) and reconnect, paying a handshake. QoS 0 messages sent into a dead link
   are lost; everything else waits on the device and is sent on reconnection.
-* **Platform**: each device has a buffer with a TTL; an application may read and clear all buffers
-  every K minutes (the seed's storage tip). Storage is snapshotted every minute (seed: "snapshot the
-  storage ... every minute and calculate the daily average").
-* **Limits acting on the world** (``enforcer``): a channel whose messages in a minute exceed its limit
-  is suspended (all connections closed at the crossing, the excess messages rejected, reconnects
-  rejected for ``suspend_s`` seconds, each paying a handshake: the reconnect storm the seed's
-  "channel suspended for 1 minute" implies).
+* **Platform** (``iot_platform``): each device has a buffer with a TTL; an application may read and
+  clear all buffers every K minutes (the seed's storage tip). Storage is snapshotted every minute
+  (seed: "snapshot the storage ... every minute and calculate the daily average").
+* **Limits acting on the world** (``iot_enforcer``: the :class:`IotLimits` contract and
+  ``IotPlanLimits`` built from a plan; the acting itself is here): a channel whose messages in a minute
+  exceed its limit is suspended (all connections closed at the crossing, the excess messages rejected,
+  reconnects rejected for ``suspend_s`` seconds, each paying a handshake: the reconnect storm the
+  seed's "channel suspended for 1 minute" implies).
+* **Results** (``iot_meters``): the MeterBook bytes, levels and counts, and the usage-file meters.
 
 Conservation (checked by the tests)::
 
     sent = delivered + dropped + rejected + discarded + pending_on_device_at_end
     delivered = read + expired + in_buffer_at_end
 
-Defaults cite ``shared/reference/protocol-facts.md`` as "PF §x"; values marked *assumption* have no
-source there and are parameters for that reason.
+``IotFleetConfig``, ``IotLimits`` and ``DEFAULT_HOUR_WEIGHTS`` are re-exported here, so
+``from sim.world.iot import IotFleetConfig, IotLimits, simulate_fleet`` keeps working.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import pydantic
 import simpy
-from pydantic import Field
 
 from sim.meters import MeterBook
-from sim.protocol import Protocol, ProtocolConfig
+from sim.protocol import Protocol
 from sim.world import iot_links as links
+from sim.world.iot_config import DEFAULT_HOUR_WEIGHTS, IotFleetConfig
+from sim.world.iot_enforcer import IotLimits
+from sim.world.iot_meters import write_meters
 from sim.world.iot_schedule import Segments, build_segments, split_by_minute, trips
 
+__all__ = ["DEFAULT_HOUR_WEIGHTS", "IotFleetConfig", "IotLimits", "simulate_fleet"]
+
 I64 = np.int64
-
-#: Trip starts per local hour: night trough ~0.2 of the mean, commute peaks ~1.7x the mean. The shape
-#: follows PF §6 ``diurnal_profile`` (peak/mean 1.7, trough 0.2 at 03:00-05:00, Cisco VNI) -- a traffic
-#: profile adopted for vehicle trips (assumption).
-DEFAULT_HOUR_WEIGHTS: tuple[float, ...] = (
-    0.2, 0.2, 0.2, 0.2, 0.2, 0.5, 1.1, 1.7, 1.7, 1.3, 1.1, 1.1,
-    1.2, 1.2, 1.2, 1.3, 1.6, 1.7, 1.6, 1.3, 0.9, 0.6, 0.4, 0.3,
-)  # fmt: skip
-
-
-class IotFleetConfig(pydantic.BaseModel, extra="forbid"):
-    """A fleet of GPS trackers publishing telemetry to an IoT platform (flespi-like) over MQTT."""
-
-    # -- fleet and platform elements ------------------------------------------------------------------
-    devices: int = Field(
-        1000, ge=1, description="Trackers in the fleet; each is one platform device (daily count)."
-    )
-    channels: int = Field(
-        1,
-        ge=1,
-        description="Channels the devices connect to; devices are split into equal contiguous blocks.",
-    )
-    streams: int = Field(
-        1, ge=0, description="Streams forwarding messages to the owner's servers (element count)."
-    )
-    containers: int = Field(0, ge=0, description="Containers (static element count per day).")
-    abques: int = Field(0, ge=0, description="Abques (static element count per day).")
-    cdns: int = Field(0, ge=0, description="CDNs (static element count per day).")
-    tokens: int = Field(1, ge=0, description="Access tokens (static element count per day).")
-    subaccounts: int = Field(0, ge=0, description="Subaccounts (static element count per day).")
-    limits: int = Field(0, ge=0, description="Limits attached to subaccounts (static element count per day).")
-    persistent_sessions: bool = Field(
-        True,
-        description="Devices connect with clean-session off, so each keeps an MQTT session on the broker "
-        "(counted as MQTT sessions every day).",
-    )
-    extra_mqtt_sessions: int = Field(
-        1, ge=0, description="Other MQTT sessions, e.g. the owner's application subscribing to the fleet."
-    )
-
-    # -- behaviour ----------------------------------------------------------------------------------------
-    moving_interval_s: tuple[int, int] = Field(
-        (10, 30),
-        description="Report interval while moving, seconds; each device draws an integer uniformly in "
-        "[min, max] (typical tracker configuration, assumption).",
-    )
-    parked_interval_s: int = Field(
-        300, ge=1, description="Report interval while parked, seconds (assumption)."
-    )
-    moving_fraction: float = Field(
-        0.25,
-        ge=0.0,
-        le=1.0,
-        description="Long-run fraction of time a device is moving (1 = always, 0 = never).",
-    )
-    trip_minutes_mean: float = Field(30.0, gt=0.0, description="Mean trip length, minutes (exponential).")
-    hour_weights: tuple[float, ...] = Field(
-        DEFAULT_HOUR_WEIGHTS,
-        description="Relative trip starts per local hour 0..23 (PF §6 diurnal_profile shape).",
-    )
-    utc_offset_hours: int = Field(
-        0, ge=-12, le=14, description="Fleet's local time zone for the diurnal shape."
-    )
-    payload_bytes: tuple[int, int] = Field(
-        (100, 300),
-        description="Telemetry JSON payload size, bytes, uniform integer in [min, max] (position, speed, "
-        "ignition, battery ...; assumption).",
-    )
-
-    # -- protocol -----------------------------------------------------------------------------------------
-    mqtt_version: Literal["3.1.1", "5"] = Field(
-        "3.1.1", description="PF §6 mqtt_version: 3.1.1 (5 as option)."
-    )
-    qos: Literal[0, 1] = Field(
-        1,
-        description="PUBLISH QoS. 1: PUBACK per message, nothing lost with a dropped link; 0: lost (PF §3.1).",
-    )
-    topic_len: int = Field(23, ge=0, description="Topic length, bytes (PF §3.1 [M-MQTT] 23-B topic).")
-    client_id_len: int = Field(24, ge=0, description="MQTT client id length (PF §3.1 [M-MQTT] CONNECT).")
-    keepalive_s: int = Field(
-        60, ge=1, le=65535, description="MQTT keep-alive, seconds (PF §6 mqtt_keepalive: 60 s IoT)."
-    )
-    server_timeout_factor: float = Field(
-        1.5,
-        ge=1.0,
-        description="Server drops a silent client after this x keep-alive (MQTT 3.1.1 [MQTT-3.1.2-24]).",
-    )
-    tls: Literal["off", "1.2", "1.3"] = Field("1.3", description="PF §6 tls_version: TLS 1.3.")
-    cert_chain: Literal["ecdsa", "rsa"] = Field(
-        "ecdsa", description="PF §6 cert_chain: ECDSA P-256 + intermediate."
-    )
-    mss: int = Field(1378, ge=64, description="TCP MSS on cellular (PF §6 tcp_mss: 1,378 B for MTU 1,430).")
-    tls_resumption_probability: float = Field(
-        0.8, ge=0.0, le=1.0, description="Chance a reconnect within the ticket lifetime resumes (PF §6)."
-    )
-    ticket_lifetime_s: int = Field(
-        7200, ge=0, description="TLS ticket lifetime (PF §1.4: OpenSSL default 7,200 s)."
-    )
-
-    # -- cellular links -----------------------------------------------------------------------------------
-    drops_per_device_per_day: float = Field(
-        2.0,
-        ge=0.0,
-        description="Silent connection deaths per device per day (cell changes, coverage; assumption).",
-    )
-    coverage_gap_mean_s: float = Field(
-        60.0,
-        ge=0.0,
-        description="Mean time without coverage after a drop, seconds (exponential; assumption).",
-    )
-    detect_s: int | None = Field(
-        None,
-        ge=0,
-        description="Seconds until a device notices a dead link; default one keep-alive (the client expects "
-        "a PINGRESP 'within a reasonable amount of time', MQTT 3.1.1 §3.1.2.10).",
-    )
-    backoff_initial_s: int = Field(1, ge=1, description="First reconnect delay (PF §3.1: AWS IoT SDK 1 s).")
-    backoff_max_s: int = Field(128, ge=1, description="Reconnect delay cap (PF §3.1: AWS IoT SDK 128 s).")
-    max_inflight: int = Field(
-        20,
-        ge=1,
-        description="QoS 1 PUBLISHes a device has unacknowledged at once (paho max_inflight / MQTT 5 Receive "
-        "Maximum default 20): at a suspension at most this many per device are sent and rejected; the rest "
-        "of its backlog was never sent and stays queued.",
-    )
-    device_queue_max: int | None = Field(
-        10_000,
-        ge=0,
-        description="Messages a tracker holds while it cannot send (its black-box queue; assumption). "
-        "Older messages beyond it are lost: dropped, reason device_queue_full. Bounds the backlog in a "
-        "perpetual reconnect storm. None = unbounded.",
-    )
-
-    # -- platform buffers ---------------------------------------------------------------------------------
-    buffer_ttl_min: int = Field(
-        10080,
-        ge=1,
-        description="Device buffer message TTL, minutes (7 days, assumption; seed tip: lower it).",
-    )
-    read_every_min: int | None = Field(
-        None,
-        ge=1,
-        description="The owner's application reads and clears all device buffers every K minutes "
-        "(seed tip); None = never, messages leave by TTL only.",
-    )
-
-    @pydantic.model_validator(mode="after")
-    def _ranges(self) -> IotFleetConfig:
-        if not 1 <= self.moving_interval_s[0] <= self.moving_interval_s[1]:
-            raise ValueError("moving_interval_s must be [min, max] with 1 <= min <= max")
-        if not 0 <= self.payload_bytes[0] <= self.payload_bytes[1]:
-            raise ValueError("payload_bytes must be [min, max] with 0 <= min <= max")
-        if len(self.hour_weights) != 24 or min(self.hour_weights) < 0 or sum(self.hour_weights) <= 0:
-            raise ValueError("hour_weights needs 24 non-negative weights with a positive sum")
-        return self
-
-    def protocol_config(self) -> ProtocolConfig:
-        return ProtocolConfig(
-            app="mqtt311" if self.mqtt_version == "3.1.1" else "mqtt5",
-            tls=self.tls,
-            cert_chain=self.cert_chain,
-            mss=self.mss,
-            mqtt_qos=self.qos,
-            mqtt_topic_len=self.topic_len,
-            mqtt_client_id_len=self.client_id_len,
-        )
-
-
-@dataclass
-class IotLimits:
-    """The enforcer contract: what a plan's limits tell the fleet (``None`` = unlimited).
-
-    The fleet asks, per channel and minute, whether the channel's received messages exceed
-    ``channel_messages_per_minute``. On the first crossing (to the second) it acts as the seed's
-    "channel suspended for 1 minute": messages beyond the limit in that second are rejected (QoS 0:
-    lost; QoS 1: no PUBACK, so the device re-sends them after reconnecting), every connection of the
-    channel is closed one second later, and for ``suspend_s`` seconds new connections are rejected
-    (each attempt pays a handshake). Devices reconnect on their back-off schedule: the reconnect storm.
-    ``notify(event, **info)`` if present is called for each suspension.
-
-    The other fields act as described in :mod:`sim.world.iot_enforcer`, whose
-    :class:`~sim.world.iot_enforcer.IotPlanLimits` builds them from a plan and records the report.
-    """
-
-    channel_messages_per_minute: int | None = None
-    suspend_s: int = 60
-    channel_bytes_per_minute: float | None = None
-    channel_connections: int | None = None
-    device_buffer_bytes: float | None = None
-    mqtt_sessions: int | None = None
-    platform_messages_per_minute: float | None = None
-    platform_bytes_per_minute: float | None = None
 
 
 def _lim(enforcer: Any, attr: str) -> float | None:
@@ -573,75 +388,6 @@ class _Fleet:
         if callable(notify):
             notify("channel_suspended", channel=c, t=t_close, rejected=n_rej, limit=attr)
 
-    def _platform(self) -> np.ndarray:
-        """Platform messages/traffic limits: a crossing suspends the REST API for ``suspend_s``, so the
-        application's buffer reads inside it are rejected. Returns the minutes a read happens."""
-        M = self.minutes
-        is_read = _read_minutes(M, self.cfg.read_every_min)
-        self.platform_suspensions = 0
-        limit, attr = self._msg_limit("platform")
-        if limit is None:
-            return is_read
-        t_from = 0
-        over = np.flatnonzero(self.arrivals > limit)
-        all_devs = np.arange(self.n, dtype=I64)
-        for m in over:
-            if m * 60 + 59 < t_from:
-                continue
-            cum = np.cumsum(self._per_second(all_devs, int(m)).sum(axis=0))
-            ok = (cum > limit) & (np.arange(60) + m * 60 >= t_from)
-            if not ok.any():
-                continue
-            t = int(m * 60 + np.argmax(ok))
-            self._cross(attr, "platform", t)
-            if self.dry:
-                break
-            s = int(self.enforcer.suspend_s)
-            t_from = t + 1 + s
-            first, last = -(-(t + 1) // 60), (t + s) // 60  # read minutes starting inside [t+1, t+1+s)
-            is_read[first : last + 1] = False
-            self.platform_suspensions += 1
-            if self.recorder is not None:
-                self.recorder.suspension(attr, "platform", t + 1, s / 60)
-        return is_read
-
-    def _device_buffers(self, is_read: np.ndarray, failed: np.ndarray) -> np.ndarray:
-        """Messages discarded per minute by full device buffers (cap in messages of the mean payload)."""
-        M = self.minutes
-        out = np.zeros(M, I64)
-        if self.buf_cap is None or len(self.cand) == 0:
-            return out
-        pos = {int(d): i for i, d in enumerate(self.cand)}
-        dm = self.cand_arr.astype(I64)
-        for devs, minute, rej in self.rej_dev:  # rejected at a crossing: never reached the buffer
-            for d, n in zip(devs[rej > 0], rej[rej > 0], strict=True):
-                if int(d) in pos:
-                    dm[pos[int(d)], minute] -= n
-        cap, ttl = self.buf_cap, self.cfg.buffer_ttl_min
-        acc = np.zeros_like(dm)
-        level = np.zeros(len(self.cand), I64)
-        lo = 0
-        for m in range(M):
-            if is_read[m]:
-                level[:] = 0
-                lo = m
-            if m - ttl >= lo:
-                level -= acc[:, m - ttl]
-            acc[:, m] = np.minimum(dm[:, m], np.maximum(cap - level, 0))
-            level += acc[:, m]
-        disc = dm - acc
-        out = disc.sum(axis=0)
-        hit = np.argwhere(disc.T > 0)  # (minute, device) minute-major
-        if len(hit):
-            m, i = (int(x) for x in hit[0])
-            d = self.cand[i : i + 1]
-            cum = np.cumsum(self._per_second(d, m)[0])
-            t = m * 60 + int(np.argmax(cum > acc[i, m]))
-            self._cross("device_buffer_bytes", f"device {int(d[0])}", t)
-        if self.dry:
-            return np.zeros(M, I64)
-        return out
-
     # -- run ------------------------------------------------------------------------------------------
     def chunks(self):
         """Generator: process the period, yielding the minute reached at each day boundary.
@@ -672,180 +418,8 @@ class _Fleet:
 
     # -- results --------------------------------------------------------------------------------------
     def write(self, book: MeterBook, seed: np.random.SeedSequence) -> dict:
-        cfg, M, T = self.cfg, self.minutes, self.seconds
-        o = self.out = self.out.full()
-        rng = _child(seed, "payload")
-        lo, hi = cfg.payload_bytes
-        sizes = np.arange(lo, hi + 1, dtype=I64)
-        probs = np.full(len(sizes), 1.0 / len(sizes))
-        failed = self.rejected + self.requeued
-        delivered = self.arrivals - failed - self.unsent
-        h_del = rng.multinomial(delivered, probs)  # (M, S): messages of each size per minute
-        h_rej = rng.multinomial(failed, probs)
-        table = self.proto.messages(sizes, "in")
-        hist = h_del + h_rej
-        cat = {"payload": ("in", "payload"), "app_protocol": ("in", "app_protocol"),
-               "tls_record": ("in", "tls_record"), "tcpip": ("in", "tcpip"), "ack_tcpip": ("out", "tcpip"),
-               "ack_app": ("out", "app_protocol"), "ack_tls_record": ("out", "tls_record")}  # fmt: skip
-        minutes = np.arange(M)
-        for key, (d, c) in cat.items():
-            book.add_bytes(d, c, minutes, hist @ table[key].astype(float))
-        _add_event_bytes(book, self.proto.keepalive(), minutes, self.pings)
-
-        # connections, handshakes, rejected attempts
-        act = o.active
-        conn = act & (o.t_up < T)
-        ticket_ok = self.proto.cfg.session_tickets and cfg.tls != "off"
-        resumed = (
-            conn
-            & ticket_ok
-            & (o.t_up - o.prev_up <= cfg.ticket_lifetime_s)
-            & (o.u_resume < cfg.tls_resumption_probability)
-        )
-        for flag in (False, True):
-            sel = conn & (resumed == flag)
-            _add_event_bytes(book, self.proto.connect(flag), o.t_up[sel] // 60, 1)
-        rr, rt = o.rejected()
-        rr, rt = rr[rt < T], rt[rt < T]
-        r_res = (
-            ticket_ok
-            & (rt - o.prev_up[rr] <= cfg.ticket_lifetime_s)
-            & (o.u_resume[rr] < cfg.tls_resumption_probability)
-        )
-        for flag in (False, True):
-            _add_event_bytes(book, self.proto.connect(flag), rt[r_res == flag] // 60, 1)
-        closes = act & (o.kind == 0) & (o.t_down < T)
-        _add_event_bytes(book, self.proto.disconnect(True), o.t_down[closes] // 60, 1)
-
-        # server-side connection level: a device is off from the server's close to its reconnection
-        srv_close = np.where(
-            o.kind != 1,
-            o.t_down,
-            np.minimum(o.t_down + int(np.ceil(cfg.server_timeout_factor * cfg.keepalive_s)), o.t_up),
-        )
-        diff = np.zeros(M + 1, I64)
-        np.add.at(diff, np.minimum(srv_close[act] // 60, M), 1)
-        np.add.at(diff, np.minimum(np.minimum(o.t_up[act], T) // 60, M), -1)
-        level = self.n - np.cumsum(diff)[:M]
-        book.set_level("iot_connections", level)
-
-        # buffers: TTL k minutes, reads at minutes R, 2R, ... (start of minute, after expiry), except
-        # reads rejected by a platform suspension; full device buffers discard new messages
-        is_read = self._platform()
-        discarded = self._device_buffers(is_read, failed)
-        payload_min = h_del @ sizes.astype(float)
-        kept = delivered - discarded
-        if discarded.any():  # discarded messages carry the minute's mean payload
-            payload_min = payload_min * np.divide(kept, delivered, out=np.zeros(M), where=delivered > 0)
-        stored, fate = _buffer(kept, payload_min, cfg.buffer_ttl_min, is_read)
-        book.set_level("iot_stored_bytes", stored)
-        book.add_series("iot_messages", minutes, kept)
-        book.add_series("iot_pings", minutes, self.pings)
-
-        still_down = np.flatnonzero(act & (o.t_up >= T))
-        pending, lost = self._waiting(still_down) if len(still_down) else (np.zeros(0, I64), np.zeros(0, I64))
-        pending, q_end = int(pending.sum()), int(lost.sum())
-        q_lost = int(self.qdrop.sum()) + q_end
-        rt_chan = o.chan[rr]
-        refused = int((rt_chan == cfg.channels).sum())
-        E = self.recorder
-        if E is not None:
-            E.add("discarded", "device_buffer_full", int(discarded.sum()))
-            E.add("dropped", "device_queue_full", q_lost)
-            E.add("rejected_connections", "mqtt_session_refused", refused)
-            E.add("rejected_connections", "channel_suspended", len(rt) - refused)
-            if self.act:
-                E.retransmitted = int(self.requeued.sum())
-        counts = {
-            "iot_messages_sent": int(self.sent.sum()),
-            "iot_delivered": int(kept.sum()),
-            "iot_expired": fate["expired"],
-            "iot_read": fate["read"],
-            "iot_in_buffer_end": fate["in_buffer"],
-            "iot_dropped": int(self.dropped.sum()) + q_lost,
-            "iot_dropped_device_queue_full": q_lost,
-            "iot_rejected": int(self.rejected.sum()),
-            "iot_retransmitted": int(self.requeued.sum()),
-            "iot_discarded": int(discarded.sum()),
-            "iot_discarded_device_buffer_full": int(discarded.sum()),
-            "iot_pending_on_device_end": pending,
-            "iot_keepalives": int(self.pings.sum()),
-            "connections": int(conn.sum()),
-            "full_handshakes": int((conn & ~resumed).sum() + (~r_res).sum()),
-            "resumed_handshakes": int(resumed.sum() + r_res.sum()),
-            "rejected_connections": int(len(rt)),
-            "channel_suspensions": len(self.suspensions),
-            "platform_suspensions": self.platform_suspensions,
-            "mqtt_sessions_refused_devices": len(self.no_session),
-            "mqtt_session_refusals": refused,
-        }
-        for k, v in counts.items():
-            book.count(k, v)
-
-        days = M // 1440
-        daily = {
-            "channels": cfg.channels,
-            "streams": cfg.streams,
-            "devices": cfg.devices,
-            "mqtt_sessions": (cfg.devices if cfg.persistent_sessions else 0) + cfg.extra_mqtt_sessions,
-            "containers": cfg.containers,
-            "abques": cfg.abques,
-            "cdns": cfg.cdns,
-            "tokens": cfg.tokens,
-            "subaccounts": cfg.subaccounts,
-            "limits": cfg.limits,
-        }
-        meters: dict[str, Any] = {k: {"interval": "1d", "values": [v] * days} for k, v in daily.items()}
-        meters["stored_bytes"] = {"interval": "1min", "values": [int(v) for v in stored]}
-        meters["peak_ccu"] = int(level.max()) if M else 0
-        return meters
-
-
-def _add_event_bytes(book: MeterBook, b, minute, n) -> None:
-    """Add ``n`` (scalar or per-minute array) events of traffic ``b`` (a :class:`sim.protocol.Bytes`)."""
-    minute = np.atleast_1d(np.asarray(minute, dtype=I64))
-    if minute.size == 0:
-        return
-    n = np.broadcast_to(np.asarray(n, dtype=float), minute.shape)
-    for d, side in (("out", b.out), ("in", b.inb)):
-        for c, v in side.items():
-            book.add_bytes(d, c, minute, n * v)
-
-
-def _read_minutes(minutes: int, read_every: int | None) -> np.ndarray:
-    """Minutes at whose start the application reads and clears the buffers."""
-    m = np.arange(minutes)
-    return (m % read_every == 0) if read_every else np.zeros(minutes, bool)
-
-
-def _buffer(count: np.ndarray, nbytes: np.ndarray, ttl: int, is_read: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Buffer level (end of each minute) and message fates for per-minute deliveries.
-
-    A message delivered in minute ``m`` expires at the start of minute ``m + ttl``; a read at the start
-    of minute ``r`` (a multiple of ``read_every``) takes everything delivered before ``r`` still
-    there. So the level at the end of minute ``m`` holds minutes ``max(m - ttl + 1, last read) .. m``,
-    and a constant arrival of ``b`` bytes/minute settles at exactly ``b * ttl`` (Little's law).
-    """
-    M = len(count)
-    m = np.arange(M)
-    last_read, next_read = _read_marks(is_read)
-    lo = np.maximum(np.maximum(m - ttl + 1, last_read), 0)
-    cb = np.concatenate(([0.0], np.cumsum(nbytes)))
-    stored = cb[m + 1] - cb[lo]
-    read = next_read <= np.minimum(m + ttl - 1, M - 1)
-    expired = ~read & (m + ttl <= M - 1)
-    n_read, n_exp = int(count[read].sum()), int(count[expired].sum())
-    return stored, {"read": n_read, "expired": n_exp, "in_buffer": int(count.sum()) - n_read - n_exp}
-
-
-def _read_marks(is_read: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per minute: the last read at or before it (0 if none) and the next read after it (M + big if none)."""
-    M = len(is_read)
-    m = np.arange(M)
-    last = np.maximum.accumulate(np.where(is_read, m, 0)) if M else m
-    nxt_at = np.where(is_read, m, 2 * M + 10)
-    nxt = np.concatenate((np.minimum.accumulate(nxt_at[::-1])[::-1][1:], [2 * M + 10])) if M else m
-    return last, nxt
+        """Write the results into ``book``; see :func:`sim.world.iot_meters.write_meters`."""
+        return write_meters(self, book, _child(seed, "payload"))
 
 
 def simulate_fleet(

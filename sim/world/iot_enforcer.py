@@ -1,6 +1,8 @@
 """A plan's restriction table acting on the IoT fleet (IoT seed 004, "Platform restrictions").
 
-:class:`IotPlanLimits` is the ``enforcer`` :func:`sim.world.iot.simulate_fleet` takes. It is built from
+Both sides of the fleet's limits live here: :class:`IotLimits` is the contract, the limit attributes
+the fleet engine (:mod:`sim.world.iot`) reads from its ``enforcer``; :class:`IotPlanLimits` is the
+``enforcer`` :func:`sim.world.iot.simulate_fleet` takes in a run. It is built from
 ``plan.restrictions`` only (the world knows no prices) and records what the limits did, in
 :attr:`IotPlanLimits.report`.
 
@@ -44,10 +46,38 @@ restriction; :attr:`binds` says whether any limit would have acted (re-run the p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-#: (scope, measure) -> attribute of the fleet contract (see ``sim.world.iot.IotLimits``)
+
+@dataclass
+class IotLimits:
+    """The enforcer contract: what a plan's limits tell the fleet (``None`` = unlimited).
+
+    The fleet asks, per channel and minute, whether the channel's received messages exceed
+    ``channel_messages_per_minute``. On the first crossing (to the second) it acts as the seed's
+    "channel suspended for 1 minute": messages beyond the limit in that second are rejected (QoS 0:
+    lost; QoS 1: no PUBACK, so the device re-sends them after reconnecting), every connection of the
+    channel is closed one second later, and for ``suspend_s`` seconds new connections are rejected
+    (each attempt pays a handshake). Devices reconnect on their back-off schedule: the reconnect storm.
+    ``notify(event, **info)`` if present is called for each suspension.
+
+    The other fields act as described in :mod:`sim.world.iot_enforcer`, whose
+    :class:`~sim.world.iot_enforcer.IotPlanLimits` builds them from a plan and records the report.
+    """
+
+    channel_messages_per_minute: int | None = None
+    suspend_s: int = 60
+    channel_bytes_per_minute: float | None = None
+    channel_connections: int | None = None
+    device_buffer_bytes: float | None = None
+    mqtt_sessions: int | None = None
+    platform_messages_per_minute: float | None = None
+    platform_bytes_per_minute: float | None = None
+
+
+#: (scope, measure) -> attribute of the fleet contract (see :class:`IotLimits`)
 _ACTING: dict[tuple[str, str], str] = {
     ("channel", "messages_per_minute"): "channel_messages_per_minute",
     ("channel", "traffic_bytes_per_minute"): "channel_bytes_per_minute",
