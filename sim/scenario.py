@@ -25,16 +25,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sim.errors import InputError
+from sim.protocol import ProtocolConfig
+from sim.world.iot_config import IotFleetConfig
 
-try:  # the byte model is written concurrently; keep the scenario usable without it
-    from sim.protocol import ProtocolConfig
-except ImportError:  # pragma: no cover - only before sim/protocol.py exists
-    ProtocolConfig = None  # type: ignore[assignment,misc]
-
-try:  # the IoT fleet model is optional
-    from sim.world.iot import IotFleetConfig
-except ImportError:  # pragma: no cover - only before sim/world/iot.py exists
-    IotFleetConfig = None  # type: ignore[assignment,misc]
 
 class _Loader(yaml.SafeLoader):
     """YAML 1.2 booleans: only true/false. ``tls: off`` stays the string "off" (YAML 1.1 made it False)."""
@@ -393,18 +386,12 @@ class Scenario(Strict):
     push: Push = Field(default_factory=Push)
     messaging: Messaging = Field(default_factory=Messaging)
     calls: Calls = Field(default_factory=Calls)
-    if ProtocolConfig is not None:
-        protocol: ProtocolConfig = Field(  # type: ignore[valid-type]
-            default_factory=ProtocolConfig, description="Wire model (sim/protocol.py ProtocolConfig).",
-        )
-    else:  # pragma: no cover
-        protocol: dict[str, Any] = Field(default_factory=dict, description="Wire model (sim/protocol.py).")
-    if IotFleetConfig is not None:
-        iot: IotFleetConfig | None = Field(  # type: ignore[valid-type]
-            None, description="Optional IoT tracker fleet (sim/world/iot.py IotFleetConfig).",
-        )
-    else:  # pragma: no cover
-        iot: dict[str, Any] | None = Field(None, description="Optional IoT tracker fleet (sim/world/iot.py).")
+    protocol: ProtocolConfig = Field(
+        default_factory=ProtocolConfig, description="Wire model (sim/protocol.py ProtocolConfig).",
+    )
+    iot: IotFleetConfig | None = Field(
+        None, description="Optional IoT tracker fleet (sim/world/iot_config.py IotFleetConfig).",
+    )
     plans: list[str] = Field(
         default_factory=list, description="Plans to price the usage against: plan names or plan file paths.",
     )
