@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from sim import yamlio
 from sim.errors import InputError
 from sim.restrictions import Restriction, Throttling
-from sim.usage import parse_document
 
 PLANS_DIR = Path(__file__).parent / "plans"
 
@@ -269,7 +269,7 @@ def load_plan(name_or_path: str | Path) -> Plan:
     """Load and validate a plan by shipped name or path."""
     path = resolve_plan_path(name_or_path)
     source = str(path)
-    doc = parse_document(path.read_text(encoding="utf-8"), source)
+    doc = yamlio.parse(path.read_text(encoding="utf-8"), source)
     return plan_from_dict(doc, source)
 
 

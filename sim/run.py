@@ -68,29 +68,6 @@ def _iot_lines(counts: dict) -> list[str]:
     return ["telemetry: " + "  ".join(f"{k.removeprefix('iot_').replace('_', ' ')} {counts.get(k, 0):,}" for k in keys)]
 
 
-def price_all(result: RunResult, plans) -> tuple[list, list[str]]:  # used by notebooks: no enforcement
-    """Bills under each plan, and a line per plan with the bill beside the payload-only quote."""
-    from sim.quote import quote
-    from sim.usage import usage_from_dict
-
-    usage = usage_from_dict(result.usage, "<simulated usage>")
-    counts = result.usage["counts"]
-    delivered = counts.get("delivered", 0)
-    payload = result.usage["breakdown"]["outbound"]["payload"]
-    mau = sum(result.usage["meters"]["mau"]["values"])
-    from sim.pricing import price
-
-    bills, lines = [], []
-    for plan in plans:
-        bill = price(usage, plan)
-        q = quote(plan, mau=int(mau), messages=int(delivered), size=payload / delivered if delivered else 0.0,
-                  period=usage.period)
-        bills.append(bill)
-        lines.append(f"plan {plan.name}: bill {bill.total} {bill.currency}   calculator (payload only, no minimum) "
-                     f"{q.total} {q.currency}")
-    return bills, lines
-
-
 def run_command(scenario_path: str, sets: list[str] | None, seed: int | None, out_dir: str | None,
                 progress: bool = True) -> int:
     """Load + validate, simulate under each listed plan's limits, summarise, price, write. Returns the exit status.

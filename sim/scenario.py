@@ -14,7 +14,6 @@ field descriptions, so the documentation cannot drift from the schema.
 from __future__ import annotations
 
 import copy
-import re
 import types
 import typing
 from datetime import UTC, date, datetime
@@ -24,29 +23,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sim import yamlio
 from sim.errors import InputError
 from sim.protocol import ProtocolConfig
 from sim.world.iot_config import IotFleetConfig
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false. ``tls: off`` stays the string "off" (YAML 1.1 made it False)."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
-
-
-def _yaml_load(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 DEFAULT_START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -422,13 +402,10 @@ def load_scenario(path: str | Path, sets: list[str] | None = None, seed: int | N
     p = resolve_scenario_path(path)
     source = str(p)
     try:
-        raw = _yaml_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InputError(source, None, f"malformed YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(source, None, f"cannot read: {exc.strerror}") from None
+    raw = yamlio.parse(text, source)
     if not isinstance(raw, dict):
         raise InputError(source, None, "a scenario must be a YAML mapping")
     raw = apply_sets(raw, sets or [], source)
@@ -478,7 +455,7 @@ def apply_sets(raw: dict, sets: list[str], source: str = "--set") -> dict:
             raise InputError("--set", path, "empty key in path")
         _check_path(Scenario, parts, path)
         try:
-            value = _yaml_load(text) if text.strip() else None
+            value = yamlio.load(text) if text.strip() else None
         except yaml.YAMLError:
             value = text
         node = out
@@ -500,7 +477,7 @@ def apply_sets(raw: dict, sets: list[str], source: str = "--set") -> dict:
 
 def _yaml_key(part: str) -> Any:
     try:
-        return _yaml_load(part) if part.lstrip("-").replace(".", "", 1).isdigit() else part
+        return yamlio.load(part) if part.lstrip("-").replace(".", "", 1).isdigit() else part
     except yaml.YAMLError:  # pragma: no cover
         return part
 

@@ -21,13 +21,11 @@ are kept and passed through, never priced.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from sim import yamlio
 from sim.errors import InputError
@@ -102,23 +100,7 @@ def load_usage(path: str | Path) -> Usage:
         raise InputError(source, None, "no such usage file") from None
     except OSError as exc:
         raise InputError(source, None, f"cannot read: {exc.strerror}") from None
-    return usage_from_dict(parse_document(text, source, json_first=path.suffix == ".json"), source)
-
-
-def parse_document(text: str, source: str, json_first: bool = False) -> Any:
-    """Parse JSON or YAML text; a syntax error becomes an InputError with line and column."""
-    if json_first:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(source, None, f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    try:
-        return yamlio.load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(source, None, f"malformed YAML{where}: {problem}") from None
+    return usage_from_dict(yamlio.parse(text, source, json_first=path.suffix == ".json"), source)
 
 
 def usage_from_dict(doc: Any, source: str = "<usage>") -> Usage:

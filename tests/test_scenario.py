@@ -134,3 +134,12 @@ def test_tls_version_may_be_given_as_a_number():
 
     assert load_scenario("scenarios/quick.yaml", ["protocol.tls=1.2"]).protocol.tls == "1.2"
     assert load_scenario("scenarios/quick.yaml", ["protocol.tls=off"]).protocol.tls == "off"
+
+
+def test_yaml_12_numbers_and_booleans_in_overrides():
+    # One YAML reader for every file and --set: 1e3 is a number (YAML 1.1 read it as a string), and `off`
+    # is a string (YAML 1.1 read it as False).
+    from sim.scenario import load_scenario
+
+    sc = load_scenario("scenarios/quick.yaml", ["population.users=1e3", "protocol.tls=off"])
+    assert sc.population.users == 1000 and sc.protocol.tls == "off"
