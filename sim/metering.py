@@ -59,17 +59,35 @@ class Measurement:
         """When the progress first reached ``level`` (interpolated inside the interval for sums)."""
         if self.progress is None or self.interval is None:
             return None
-        hit = np.flatnonzero(self.progress >= level)
-        if hit.size == 0:
+        hit = first_reach(self.progress, level, self.metric.aggregation in _CUMULATIVE)
+        if hit is None:
             return None
-        i = int(hit[0])
+        i, frac = hit
         start, end = period.interval_start(self.interval, i), period.interval_end(self.interval, i)
-        if self.metric.aggregation not in _CUMULATIVE:
-            return start
-        before = float(self.progress[i - 1]) if i else 0.0
-        step = float(self.progress[i]) - before
-        frac = 0.0 if step <= 0 else min(1.0, max(0.0, (level - before) / step))
-        return period.at(period_offset(period, start) + (period_offset(period, end) - period_offset(period, start)) * frac)
+        a, b = period_offset(period, start), period_offset(period, end)
+        return period.at(a + (b - a) * frac)
+
+
+def progress_of(values: np.ndarray, aggregation: str) -> np.ndarray:
+    """The metric's value so far at the end of each interval: cumulative for sum and unique, the running peak
+    of the level otherwise. Notifications and violations take their times from it."""
+    return np.cumsum(values) if aggregation in _CUMULATIVE else np.maximum.accumulate(values)
+
+
+def first_reach(progress: np.ndarray, level: float, cumulative: bool) -> tuple[int, float] | None:
+    """The interval in which ``progress`` first reaches ``level``, and how far into it (0..1).
+
+    A cumulative amount is taken to grow evenly inside its interval; a level counts from the interval's start.
+    """
+    hit = np.flatnonzero(progress >= level)
+    if hit.size == 0:
+        return None
+    i = int(hit[0])
+    if not cumulative:
+        return i, 0.0
+    before = float(progress[i - 1]) if i else 0.0
+    step = float(progress[i]) - before
+    return i, 0.0 if step <= 0 else min(1.0, max(0.0, (level - before) / step))
 
 
 def period_offset(period: Period, t: datetime) -> float:
@@ -91,10 +109,9 @@ def aggregate(value: MeterValue, aggregation: str, period: Period) -> tuple[floa
     if not isinstance(value, Series):
         return float(value), None
     v = value.values
+    progress = progress_of(v, aggregation)
     if aggregation in _CUMULATIVE:
-        progress = np.cumsum(v)
         return float(progress[-1]), progress
-    progress = np.maximum.accumulate(v)
     if aggregation == "max":
         return float(progress[-1]), progress
     if aggregation == "latest":
@@ -116,23 +133,29 @@ def _round(q: Decimal, metric: Metric) -> Decimal:
     return q.quantize(exp, rounding=_ROUNDING[metric.round.mode])
 
 
+def measure_metric(name: str, metric: Metric, value: MeterValue | None, period: Period, source: str = "<usage>",
+                   context: str = "") -> Measurement:
+    """One metric on one meter value (None: absent, counted as zero): aggregated and converted, before any
+    ``at_least`` derivation or rounding (which :func:`measure` applies, as they need the plan)."""
+    present = value is not None
+    try:
+        raw, progress = aggregate(value, metric.aggregation, period) if present else (0.0, None)
+    except ValueError as exc:
+        raise InputError(source, f"meters.{metric.meter}", f"{exc}{context}") from None
+    aggregated = to_decimal(raw)
+    factor = metric.factor
+    converted = (aggregated * factor).quantize(QUANTUM, rounding=ROUND_HALF_UP)
+    if progress is not None and factor != 1:
+        progress = progress * float(factor)
+    interval = value.interval if isinstance(value, Series | IdSeries) else None
+    return Measurement(name, metric, present, aggregated, converted, converted, None, progress, interval)
+
+
 def measure(plan: Plan, usage: Usage) -> dict[str, Measurement]:
     """Measure every metric of ``plan`` on ``usage``. Metrics used by ``at_least`` come first."""
-    base: dict[str, Measurement] = {}
-    for name, metric in plan.metrics.items():
-        value = usage.meters.get(metric.meter)
-        present = value is not None
-        try:
-            raw, progress = aggregate(value, metric.aggregation, usage.period) if present else (0.0, None)
-        except ValueError as exc:
-            raise InputError(usage.source, f"meters.{metric.meter}", f"{exc} (plan {plan.name}, metric {name})") from None
-        aggregated = to_decimal(raw)
-        factor = metric.factor
-        converted = (aggregated * factor).quantize(QUANTUM, rounding=ROUND_HALF_UP)
-        if progress is not None and factor != 1:
-            progress = progress * float(factor)
-        interval = value.interval if isinstance(value, Series | IdSeries) else None
-        base[name] = Measurement(name, metric, present, aggregated, converted, converted, None, progress, interval)
+    base = {name: measure_metric(name, metric, usage.meters.get(metric.meter), usage.period,
+                                 usage.source, f" (plan {plan.name}, metric {name})")
+            for name, metric in plan.metrics.items()}
 
     out: dict[str, Measurement] = {}
     for name, m in base.items():

@@ -13,8 +13,8 @@ and the free limits / notification thresholds as plain numbers); it knows no pri
   world charges its upload and the platform's error reply; conservation is over final outcomes.
 * **Notifications** (FAQ "What happens if my apps exceed the limits"): when cumulative usage of a
   watched meter crosses each threshold (50 %, 75 %) of its free limit / included quantity. The times
-  reported at the end (:meth:`finish`) are computed from the final usage meters by exactly the rule of
-  ``sim.pricing`` (same progress series, same in-minute interpolation), so they equal the bill's.
+  reported at the end (:meth:`finish`) are computed from the final usage meters with ``sim.metering``
+  itself (quantities, not money), so they equal the bill's.
 * **Throttling** ("We will throttle ... only if you do not take any action after these notifications";
   plan ``throttling``): once usage passes 100 % of a free limit and ``grace`` has passed since that
   meter's last notification (a simulated app never acts), the app is throttled to
@@ -46,31 +46,47 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 import numpy as np
 
+from sim.metering import first_reach, measure_metric, progress_of
+from sim.plan import Metric
 from sim.world.enforcer import REJECT_REASONS, Admission, Enforcer
 from sim.world.rate_limit import admit_per_second
 
 DAY_MS = 86_400_000
 SECOND_MS = 1000
 MINUTE_S = 60
-QUANTUM = Decimal("1e-9")  # as sim.metering: quantities are quantized to 1e-9 of their unit
-_CUMULATIVE = ("sum", "unique")
 _MESSAGE_RATE = REJECT_REASONS.index("message_rate") + 1
 _THROTTLED = REJECT_REASONS.index("throttled") + 1
 
 
 @dataclass(frozen=True)
 class Watch:
-    """A usage meter watched against a free limit (plain numbers, in the metric's unit)."""
+    """A usage meter watched against a free limit: how it is metered, and the limit in the metric's unit."""
 
     metric: str
-    meter: str
-    aggregation: str
-    factor: Decimal      # meter unit -> metric unit (bytes -> GB = 1e-9)
+    spec: Metric         # the plan's metric: meter, aggregation, unit conversion (no prices)
     base: Decimal        # the free limit / included quantity, in metric units
+
+    @property
+    def meter(self) -> str:
+        return self.spec.meter
+
+    def progress(self, values: np.ndarray) -> np.ndarray:
+        """The metric's value so far at the end of each minute, in its unit (sim.metering's rule)."""
+        p = progress_of(np.asarray(values, dtype=np.float64), self.spec.aggregation)
+        return p * float(self.spec.factor) if self.spec.factor != 1 else p
+
+    def minute_reaching(self, progress: np.ndarray, level: float, period_s: float) -> float | None:
+        """Seconds from the start at which ``progress`` (one value per minute) first reached ``level``."""
+        hit = first_reach(progress, level, self.spec.aggregation in ("sum", "unique"))
+        if hit is None:
+            return None
+        i, frac = hit
+        start = float(MINUTE_S * i)
+        return start + (min(period_s, start + MINUTE_S) - start) * frac
 
 
 class PlanEnforcer(Enforcer):
@@ -121,7 +137,7 @@ class PlanEnforcer(Enforcer):
 
         def watch(metric: str, base) -> Watch:
             m = plan.metrics[metric]
-            return Watch(metric, m.meter, m.aggregation, m.factor, Decimal(base))
+            return Watch(metric, m, Decimal(base))
 
         limits = tuple(watch(lim.metric, lim.max) for lim in plan.limits if lim.max is not None)
         included = tuple(watch(c.metric, c.included) for c in plan.charges if c.included > 0)
@@ -212,13 +228,12 @@ class PlanEnforcer(Enforcer):
             v = meters.get(w.meter)
             if v is None:
                 continue
-            progress = _progress(np.asarray(v[:upto], dtype=np.float64), w)
+            progress = w.progress(v[:upto])
             for th in self.thresholds:
                 key = (w.meter, th)
                 if key in self._runtime_notes:
                     continue
-                at = _time_reaching(progress, float(w.base * Decimal(repr(th))), w.aggregation in _CUMULATIVE,
-                                    self._period_s())
+                at = w.minute_reaching(progress, float(w.base * Decimal(repr(th))), self._period_s())
                 if at is not None:
                     self._runtime_notes[key] = at
         if self.throttled_from_ms is None and self.throttle_cap is not None:
@@ -231,7 +246,7 @@ class PlanEnforcer(Enforcer):
             v = meters.get(w.meter)
             if v is None:
                 continue
-            progress = _progress(np.asarray(v[:upto], dtype=np.float64), w)
+            progress = w.progress(v[:upto])
             above = np.flatnonzero(progress > float(w.base))
             if above.size == 0:
                 continue
@@ -245,27 +260,24 @@ class PlanEnforcer(Enforcer):
             self.report["throttled_from"] = self._iso(best / 1000)
 
     def finish(self, meters: dict) -> None:
-        """Notifications from the final usage meters, by ``sim.pricing``'s rule (equal to the bill's)."""
-        if not self.notify:
+        """Notifications from the final usage meters, metered as the bill meters them (so equal to the bill's)."""
+        if not self.notify or self.start is None or not self.minutes:
             return
+        from sim.usage import usage_from_dict
+
+        period = {"start": self._iso(0), "end": self._iso(self._period_s())}
         out: dict[tuple[str, float], float | None] = {}
         for w in self.notify:
-            value = meters.get(w.meter)
-            if value is None:
+            if w.meter not in meters:
                 continue
-            if isinstance(value, dict):
-                v = np.asarray(value["values"], dtype=np.float64)
-                raw = _aggregate(v, w.aggregation)
-                progress = _progress(v, w) if value.get("interval") == "1min" else None
-            else:
-                raw, progress = float(value), None
-            converted = (_to_decimal(raw) * w.factor).quantize(QUANTUM, rounding=ROUND_HALF_UP)
+            usage = usage_from_dict({"period": period, "meters": {w.meter: meters[w.meter]}}, "<run>")
+            m = measure_metric(w.metric, w.spec, usage.meters[w.meter], usage.period)
             for th in self.thresholds:
                 level = w.base * Decimal(repr(th))
-                if converted < level:
+                if m.converted < level:
                     continue
-                out[(w.meter, th)] = None if progress is None else _time_reaching(
-                    progress, float(level), w.aggregation in _CUMULATIVE, self._period_s())
+                at = m.time_reaching(usage.period, float(level))
+                out[(w.meter, th)] = None if at is None else (at - usage.period.start).total_seconds()
         self.report["notifications"] = self._notes(out)
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -280,42 +292,3 @@ class PlanEnforcer(Enforcer):
         rows = sorted(notes.items(), key=lambda kv: (kv[1] is None, kv[1] or 0.0, kv[0][0], kv[0][1]))
         return [{"meter": meter, "threshold": th, "at": None if at is None else self._iso(at)}
                 for (meter, th), at in rows]
-
-
-def _to_decimal(x: float) -> Decimal:
-    return Decimal(repr(float(x))).quantize(QUANTUM, rounding=ROUND_HALF_UP)
-
-
-def _aggregate(v: np.ndarray, aggregation: str) -> float:
-    if v.size == 0:
-        return 0.0
-    if aggregation in _CUMULATIVE:
-        return float(np.cumsum(v)[-1])
-    if aggregation == "max":
-        return float(np.maximum.accumulate(v)[-1])
-    if aggregation == "latest":
-        return float(v[-1])
-    return float(v.mean())      # avg (daily_avg of a whole-day series: the same up to day-boundary weights)
-
-
-def _progress(v: np.ndarray, w: Watch) -> np.ndarray:
-    """The metric's value so far at the end of each minute, as ``sim.metering`` computes it."""
-    p = np.cumsum(v) if w.aggregation in _CUMULATIVE else np.maximum.accumulate(v)
-    return p * float(w.factor) if w.factor != 1 else p
-
-
-def _time_reaching(progress: np.ndarray, level: float, cumulative: bool, period_s: float) -> float | None:
-    """Seconds from the start at which ``progress`` (per minute) first reached ``level``
-    (interpolated inside the minute for cumulative meters), as ``Measurement.time_reaching``."""
-    hit = np.flatnonzero(progress >= level)
-    if hit.size == 0:
-        return None
-    i = int(hit[0])
-    start = float(MINUTE_S * i)
-    if not cumulative:
-        return start
-    end = min(period_s, float(MINUTE_S * (i + 1)))
-    before = float(progress[i - 1]) if i else 0.0
-    step = float(progress[i]) - before
-    frac = 0.0 if step <= 0 else min(1.0, max(0.0, (level - before) / step))
-    return start + (end - start) * frac
