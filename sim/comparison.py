@@ -230,14 +230,14 @@ def _flat_enforcement(usage: dict, bill: Bill) -> dict:
     iot = raw.pop("iot", None) or {}
     out: dict[str, Any] = {"suspensions": list(raw.get("suspensions", [])) + list(iot.get("suspensions", [])),
                            "rejected": {}, "discarded": {}, "dropped": {}, "refused_connections": {}}
-    iot = dict(iot, refused_connections=iot.get("rejected_connections") or {})
-    for part in (raw, iot):
+    details = {"mobile": raw, "iot": iot} if (raw or iot) else {}
+    for part in (raw, dict(iot, refused_connections=iot.get("rejected_connections") or {})):
         for section in ("rejected", "discarded", "dropped", "refused_connections"):
             for reason, n in (part.get(section) or {}).items():
                 out[section][reason] = out[section].get(reason, 0) + int(n)
     out["notifications"] = [n.to_dict() for n in bill.notifications]
     out["throttled_from"] = raw.get("throttled_from")
-    out["details"] = {"mobile": raw, "iot": iot} if (raw or iot) else {}
+    out["details"] = details
     return out
 
 
@@ -254,18 +254,16 @@ def run_plans(scenario, plans, *, seed: int | None = None, progress: bool = True
     from sim.usage import usage_from_dict
 
     probes = [(mobile_enforcer(p, scenario, True), iot_enforcer(p, scenario, True)) for p in plans]
-    iot_probe = [i for _, i in probes if i is not None]
-    if len(iot_probe) > 1 and not hasattr(iot_probe[0], "observe_only"):
-        # The fleet takes one limits object: probe each plan's IoT limits in a dry run of its own.
-        base = simulate(scenario, seed=seed, progress=progress, enforcer=ProbeEnforcer([m for m, _ in probes]))
-        for _, i in probes:
-            if i is not None:
-                simulate(scenario, seed=seed, progress=False, iot_enforcer=i)
-    else:
-        base = simulate(scenario, seed=seed, progress=progress, enforcer=ProbeEnforcer([m for m, _ in probes]),
-                        iot_enforcer=iot_probe[0] if iot_probe else None)
+    iot_probes = [i for _, i in probes if i is not None]
+    # The fleet takes one limits object: the first plan's (dry-run) IoT limits watch the unrestricted run itself,
+    # the others get a dry run each (dry runs are identical to the unrestricted run).
+    base = simulate(scenario, seed=seed, progress=progress, enforcer=ProbeEnforcer([m for m, _ in probes]),
+                    iot_enforcer=iot_probes[0] if iot_probes else None)
+    for probe in iot_probes[1:]:
+        simulate(scenario, seed=seed, progress=False, iot_enforcer=probe)
     if not base.ok:
         return base, []
+    base.usage.pop("enforcement", None)    # the probes only watched: their reports are not part of this usage
     outcomes = []
     for plan, (m_probe, i_probe) in zip(plans, probes, strict=True):
         result, own = base, False

@@ -15,6 +15,8 @@ def test_iot_free_plan_binds_and_commercial_reuses_the_unrestricted_run():
     base, outcomes = run_plans(sc, [load_plan("flespi-free"), load_plan("flespi-commercial")], progress=False)
     free, commercial = outcomes
     assert free.enforced and not commercial.enforced
+    assert "enforcement" not in base.usage                    # the dry-run probes leave no trace in it
+    assert commercial.enforcement["details"] == {}
     assert commercial.usage is base.usage and commercial.extra == {
         "connections": 0, "full_handshakes": 0, "resumed_handshakes": 0, "outbound_bytes": 0}
     assert free.enforcement["refused_connections"]["mqtt_session_refused"] > 0
