@@ -18,6 +18,11 @@ def cents(amount: Decimal) -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def quantity_text(d: Decimal | None) -> str:
+    """A quantity for people: no trailing zeros, no exponent, thousands separated (4.5, 80,000, 0.000001)."""
+    return "" if d is None else f"{d.normalize():,f}"
+
+
 def _num(d: Decimal | None) -> int | float | None:
     """A quantity for JSON: an int when whole, else a float (quantities are not money)."""
     if d is None:

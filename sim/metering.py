@@ -31,6 +31,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 import numpy as np
 
+from sim.bill import quantity_text
 from sim.errors import InputError
 from sim.period import Interval, Period
 from sim.plan import Metric, Plan
@@ -166,13 +167,8 @@ def measure(plan: Plan, usage: Usage) -> dict[str, Measurement]:
             floor = other.converted * rule.multiplier
             if floor > quantity:
                 quantity = floor
-                note = (f"{rule.multiplier} x {rule.metric} ({_fmt(other.converted)}) = {_fmt(floor)}"
+                note = (f"{rule.multiplier} x {rule.metric} ({quantity_text(other.converted)}) = {quantity_text(floor)}"
                         + (f": {rule.reason}" if rule.reason else ""))
         out[name] = Measurement(m.name, m.metric, m.present, m.aggregated, m.converted,
                                 _round(quantity, m.metric), note, m.progress, m.interval)
     return out
-
-
-def _fmt(d: Decimal) -> str:
-    d = d.normalize()
-    return f"{d:,f}" if d == d.to_integral() else f"{d:,}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from sim.bill import Bill, BillLine, Notification, Violation, cents
+from sim.bill import Bill, BillLine, Notification, Violation, cents, quantity_text
 from sim.errors import InputError
 from sim.metering import Measurement, measure
 from sim.plan import Plan
@@ -98,21 +98,21 @@ def _charge_line(plan: Plan, charge, m: Measurement) -> BillLine:
     billable = max(Decimal(0), m.quantity - charge.included)
     rated = rate(charge, billable)
     unit = metric.unit
-    why = [f"{metric.aggregation} of {metric.meter} = {_q(m.aggregated)}"
+    why = [f"{metric.aggregation} of {metric.meter} = {quantity_text(m.aggregated)}"
            + (f" {metric.meter_unit}" if metric.meter_unit and metric.meter_unit != unit else "")]
     if metric.meter_unit and metric.meter_unit != unit:
-        why.append(f"= {_q(m.converted)} {unit}")
+        why.append(f"= {quantity_text(m.converted)} {unit}")
     if not m.present:
         why = [f"{metric.meter} not in the usage: counted as 0"]
     if m.derived_from:
         why.append(f"billed as {m.derived_from}")
     if metric.round is not None:
-        why.append(f"rounded {metric.round.mode} to {_q(m.quantity)}")
+        why.append(f"rounded {metric.round.mode} to {quantity_text(m.quantity)}")
     if charge.included:
-        why.append(f"minus {_q(charge.included)} included = {_q(billable)} {unit}")
+        why.append(f"minus {quantity_text(charge.included)} included = {quantity_text(billable)} {unit}")
     price_text = {
         "per_unit": f"x {charge.unit_price} per {unit}",
-        "package": f"at {charge.package_price} per {_q(charge.package_size or Decimal(0))} {unit}",
+        "package": f"at {charge.package_price} per {quantity_text(charge.package_size or Decimal(0))} {unit}",
         "graduated": "graduated tiers",
         "volume": "volume tiers",
     }[charge.model]
@@ -181,8 +181,3 @@ def _notifications(plan: Plan, measured: dict[str, Measurement], usage: Usage) -
                                     of=plan.notifications.of, level=level, unit=m.metric.unit,
                                     at=m.time_reaching(usage.period, float(level))))
     return sorted(out, key=lambda n: (n.at is None, n.at or usage.period.start, n.meter, n.threshold))
-
-
-def _q(d: Decimal) -> str:
-    d = d.normalize()
-    return f"{d:,f}"

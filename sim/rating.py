@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 
+from sim.bill import quantity_text
 from sim.plan import Charge
 
 
@@ -36,7 +37,7 @@ def rate(charge: Charge, billable: Decimal) -> Rated:
     if charge.model == "package":
         blocks = (billable / charge.package_size).to_integral_value(rounding=ROUND_CEILING)
         return Rated(blocks * charge.package_price, charge.package_price,
-                     [f"{blocks} block(s) of {_n(charge.package_size)} at {charge.package_price} each"])
+                     [f"{blocks} block(s) of {quantity_text(charge.package_size)} at {charge.package_price} each"])
     if charge.model == "graduated":
         return _graduated(charge, billable)
     return _volume(charge, billable)
@@ -59,7 +60,7 @@ def _graduated(charge: Charge, q: Decimal) -> Rated:
         top = q if upper is None else min(q, upper)
         units = top - lower
         amount = units * tier.unit_price + tier.flat_fee
-        detail.append(f"{_n(lower)}-{'' if upper is None else _n(upper)}: {_n(units)} x {tier.unit_price}"
+        detail.append(f"{quantity_text(lower)}-{'' if upper is None else quantity_text(upper)}: {quantity_text(units)} x {tier.unit_price}"
                       + (f" + {tier.flat_fee} flat" if tier.flat_fee else "") + f" = {amount}")
         total += amount
         if upper is None:
@@ -71,12 +72,7 @@ def _graduated(charge: Charge, q: Decimal) -> Rated:
 def _volume(charge: Charge, q: Decimal) -> Rated:
     tier = next(t for t in charge.tiers if t.up_to is None or q <= t.up_to)
     amount = q * tier.unit_price + tier.flat_fee
-    label = "and above" if tier.up_to is None else f"up to {_n(tier.up_to)}"
+    label = "and above" if tier.up_to is None else f"up to {quantity_text(tier.up_to)}"
     return Rated(amount, tier.unit_price,
-                 [f"all {_n(q)} units in tier {label} at {tier.unit_price}"
+                 [f"all {quantity_text(q)} units in tier {label} at {tier.unit_price}"
                   + (f" + {tier.flat_fee} flat" if tier.flat_fee else "")])
-
-
-def _n(d: Decimal) -> str:
-    d = d.normalize()
-    return f"{d:f}"

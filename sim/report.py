@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from tabulate import tabulate
 
-from sim.bill import Bill
-
-
-def _q(d: Decimal | None) -> str:
-    if d is None:
-        return ""
-    d = d.normalize()
-    return f"{d:,f}"
+from sim.bill import Bill, quantity_text
 
 
 def cheapest_plan(bills: list[Bill]) -> str:
@@ -45,7 +36,7 @@ def comparison(bills: list[Bill]) -> str:
 
 def bill_table(bill: Bill) -> str:
     """One bill, a line per item, then how each line was computed, violations and notifications."""
-    rows = [[line.item, _q(line.measured), line.aggregation or "", _q(line.included), _q(line.billable),
+    rows = [[line.item, quantity_text(line.measured), line.aggregation or "", quantity_text(line.included), quantity_text(line.billable),
              line.unit or "", "" if line.unit_price is None else str(line.unit_price), f"{line.amount:,.2f}"]
             for line in bill.lines]
     rows.append(["TOTAL", "", "", "", "", "", "", f"{bill.total:,.2f}"])
@@ -59,12 +50,12 @@ def bill_table(bill: Bill) -> str:
         out += [f"      {d}" for d in line.detail]
     for v in bill.violations:
         when = f" (first at {v.at.isoformat()})" if v.at else ""
-        out.append(f"LIMIT EXCEEDED {v.meter}: {_q(v.measured)} {v.unit} > limit {_q(v.limit)}{when}"
+        out.append(f"LIMIT EXCEEDED {v.meter}: {quantity_text(v.measured)} {v.unit} > limit {quantity_text(v.limit)}{when}"
                    + (f" [{v.description}]" if v.description else ""))
     for n in bill.notifications:
         when = n.at.isoformat() if n.at else "time unknown (aggregated number)"
         of = "free limit" if n.of == "limits" else "included quantity"
-        out.append(f"notification: {n.meter} reached {n.threshold:.0%} of its {of} ({_q(n.level)} {n.unit}) at {when}")
+        out.append(f"notification: {n.meter} reached {n.threshold:.0%} of its {of} ({quantity_text(n.level)} {n.unit}) at {when}")
     if bill.unknown_meters:
         out.append(f"note: meters not priced by this plan: {', '.join(bill.unknown_meters)}")
     if bill.missing_meters:
