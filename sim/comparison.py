@@ -279,7 +279,7 @@ def run_plans(scenario, plans, *, seed: int | None = None, progress: bool = True
         counts = usage.get("counts", {})
         delivered = counts.get("delivered", 0)
         payload = usage.get("breakdown", {}).get("outbound", {}).get("payload", 0)
-        mau = _mau(usage)
+        mau = mau_of(usage)
         q = quote(plan, mau=mau, messages=int(delivered), size=payload / delivered if delivered else 0.0,
                   period=priced.period)
         outcomes.append(PlanOutcome(plan=plan.name, bill=bill, quote=q, usage=usage, enforced=own,
@@ -287,6 +287,7 @@ def run_plans(scenario, plans, *, seed: int | None = None, progress: bool = True
     return base, outcomes
 
 
-def _mau(usage: dict) -> int:
+def mau_of(usage: dict) -> int:
+    """MAU of a usage document: a number, or the sum of first-seen counts (how the simulator writes it)."""
     v = usage.get("meters", {}).get("mau", 0)
     return int(sum(v["values"])) if isinstance(v, dict) else int(v)

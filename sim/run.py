@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from sim.comparison import mau_of
 from sim.errors import InputError
 from sim.meters import BILLED_OUTBOUND
 from sim.scenario import Scenario, load_scenario
@@ -38,7 +39,7 @@ def summary_lines(result: RunResult) -> list[str]:
     """Human summary: MAU, peak CCU, GB by category, overhead share of billed outbound."""
     u = result.usage or {}
     meters, counts, bd = u.get("meters", {}), u.get("counts", {}), u.get("breakdown", {})
-    mau = sum(meters.get("mau", {}).get("values", [])) if isinstance(meters.get("mau"), dict) else meters.get("mau", 0)
+    mau = mau_of(u)
     peak = max(meters.get("peak_ccu", {}).get("values", [0])) if isinstance(meters.get("peak_ccu"), dict) else 0
     out = bd.get("outbound", {})
     billed = sum(out.get(c, 0) for c in BILLED_OUTBOUND)
