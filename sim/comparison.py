@@ -211,10 +211,8 @@ def iot_enforcer(plan, scenario, dry_run: bool):
     """The IoT fleet's limits object for ``plan`` (None when the scenario has no fleet)."""
     if scenario.iot is None:
         return None
-    try:
-        from sim.world.iot_enforcer import IotPlanLimits
-    except ImportError:
-        return None
+    from sim.world.iot_enforcer import IotPlanLimits
+
     return IotPlanLimits.from_plan(plan, dry_run=dry_run)
 
 

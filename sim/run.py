@@ -22,10 +22,8 @@ GB = 1e9
 
 def _load_plans(names: list[str], source: str):
     """Load every plan named by the scenario (fails fast, before the run)."""
-    try:
-        from sim.plan import load_plan
-    except ImportError:  # pragma: no cover - pricing engine absent
-        return None
+    from sim.plan import load_plan
+
     plans = []
     for i, name in enumerate(names):
         try:
@@ -78,7 +76,7 @@ def run_command(scenario_path: str, sets: list[str] | None, seed: int | None, ou
     from sim.comparison import comparison_table, run_plans
 
     sc: Scenario = load_scenario(scenario_path, sets or [], seed)
-    plans = _load_plans(sc.plans, str(scenario_path)) or []
+    plans = _load_plans(sc.plans, str(scenario_path))
     if plans:
         result, outcomes = run_plans(sc, plans, seed=seed, progress=progress)
     else:
