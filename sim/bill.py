@@ -18,15 +18,36 @@ def cents(amount: Decimal) -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def quantity_text(d: Decimal | None) -> str:
-    """A quantity for people: no trailing zeros, no exponent, thousands separated (4.5, 80,000, 0.000001)."""
-    return "" if d is None else f"{d.normalize():,f}"
+#: Decimal places a quantity in these units is shown with: whole bytes, and a byte's resolution in the others.
+UNIT_PLACES = {"bytes": 0, "B": 0, "KB": 3, "MB": 6, "GB": 9, "TB": 9, "KiB": 3, "MiB": 6, "GiB": 9}
+#: Significant digits shown: a float sum carries ~15-16, so 401,739,214.9999999 (float noise) shows as 401,739,215.
+SIGNIFICANT = 12
+MAX_PLACES = 9                     # quantities are carried to 10^-9 of their unit (sim/metering.py)
 
 
-def _num(d: Decimal | None) -> int | float | None:
-    """A quantity for JSON: an int when whole, else a float (quantities are not money)."""
+def clean(d: Decimal | None, unit: str | None = None) -> Decimal | None:
+    """A quantity as shown and serialised: rounded half-up to its unit's resolution (whole bytes, a byte's worth
+    of GB), to at most 12 significant digits and 9 decimal places; trailing zeros dropped. Display only: pricing
+    keeps the exact Decimal."""
+    if d is None or not d.is_finite():
+        return d
+    places = min(MAX_PLACES, UNIT_PLACES.get(unit or "", MAX_PLACES))
+    if d:
+        places = min(places, max(0, SIGNIFICANT - (d.adjusted() + 1)))
+    out = d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return out.normalize() if out else Decimal(0)
+
+
+def quantity_text(d: Decimal | None, unit: str | None = None) -> str:
+    """A quantity for people: clean (see :func:`clean`), no exponent, thousands separated (4.5, 80,000, 0.000001)."""
+    return "" if d is None else f"{clean(d, unit):,f}"
+
+
+def _num(d: Decimal | None, unit: str | None = None) -> int | float | None:
+    """A quantity for JSON, clean (see :func:`clean`): an int when whole, else a float (quantities are not money)."""
     if d is None:
         return None
+    d = clean(d, unit)
     return int(d) if d == d.to_integral_value() else float(d)
 
 
@@ -38,7 +59,7 @@ class BillLine:
     description: str = ""
     meter: str | None = None
     aggregation: str | None = None
-    measured: Decimal | None = None    # aggregated, in the meter's unit
+    measured: Decimal | None = None    # aggregated and converted to `unit` (before derivation and rounding)
     quantity: Decimal | None = None    # in `unit`, after conversion, derivation and rounding
     included: Decimal | None = None
     billable: Decimal | None = None
@@ -47,17 +68,23 @@ class BillLine:
     model: str | None = None
     explanation: str = ""
     detail: tuple[str, ...] = ()
+    metered: Decimal | None = None     # the raw aggregate in the meter's unit, when that is not `unit`
+    meter_unit: str | None = None      # e.g. bytes, for a line charged in GB
 
     def to_dict(self) -> dict:
+        """JSON: every quantity of the row (measured, quantity, included, billable) is in `unit`; the meter's own
+        reading, when it was in another unit, is under `metered` with its unit. Quantities are clean (:func:`clean`),
+        money is a string of the exact Decimal."""
+        u = self.unit
         return {
             "item": self.item,
             "description": self.description,
             "meter": self.meter,
             "aggregation": self.aggregation,
-            "measured": _num(self.measured),
-            "quantity": _num(self.quantity),
-            "included": _num(self.included),
-            "billable": _num(self.billable),
+            "measured": _num(self.measured, u),
+            "quantity": _num(self.quantity, u),
+            "included": _num(self.included, u),
+            "billable": _num(self.billable, u),
             "unit": self.unit,
             "unit_price": None if self.unit_price is None else str(self.unit_price),
             "model": self.model,
@@ -65,6 +92,8 @@ class BillLine:
             "amount_unrounded": f"{self.amount_unrounded.normalize():f}",
             "explanation": self.explanation,
             "detail": list(self.detail),
+            "metered": None if self.metered is None else {"quantity": _num(self.metered, self.meter_unit),
+                                                          "unit": self.meter_unit},
         }
 
 
@@ -82,7 +111,7 @@ class Violation:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d.update(measured=_num(self.measured), limit=_num(self.limit),
+        d.update(measured=_num(self.measured, self.unit), limit=_num(self.limit, self.unit),
                  at=None if self.at is None else self.at.isoformat())
         return d
 
@@ -101,7 +130,7 @@ class Notification:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d.update(level=_num(self.level), at=None if self.at is None else self.at.isoformat())
+        d.update(level=_num(self.level, self.unit), at=None if self.at is None else self.at.isoformat())
         return d
 
 
@@ -156,6 +185,8 @@ class Bill:
         for line in self.lines:
             row = line.to_dict()
             row.pop("detail")
+            metered = row.pop("metered")
+            row.update(metered=None if metered is None else metered["quantity"], meter_unit=line.meter_unit)
             row.update(amount=line.amount, amount_unrounded=line.amount_unrounded,
                        unit_price=line.unit_price, plan=self.plan)
             rows.append(row)

@@ -22,7 +22,7 @@ from sim.meters import BILLED_OUTBOUND
 from sim.world.enforcer import Enforcer
 
 #: Counters compared between a plan's run and the unrestricted run (what a storm adds).
-STORM_COUNTS = ("connections", "full_handshakes", "resumed_handshakes")
+STORM_COUNTS = ("full_handshakes", "resumed_handshakes")
 
 
 @dataclass
@@ -35,7 +35,7 @@ class PlanOutcome:
     usage: dict
     enforced: bool                                   # a separate run with this plan's limits was made
     enforcement: dict = field(default_factory=dict)  # suspensions, rejected, discarded, notifications
-    extra: dict = field(default_factory=dict)        # vs the unrestricted run
+    extra: dict = field(default_factory=dict)        # vs the unrestricted run (storm_extra): negative = fewer
 
     def row(self) -> dict[str, Any]:
         """A flat, pandas-friendly row for the comparison table."""
@@ -54,7 +54,9 @@ class PlanOutcome:
             "suspensions": len(suspensions),
             "suspended_minutes": sum(s.get("minutes", 0) for s in suspensions),
             "extra_connections": self.extra.get("connections", 0),
+            "extra_established_connections": self.extra.get("established_connections", 0),
             "extra_full_handshakes": self.extra.get("full_handshakes", 0),
+            "extra_resumed_handshakes": self.extra.get("resumed_handshakes", 0),
             "extra_outbound_bytes": self.extra.get("outbound_bytes", 0),
             "own_run": self.enforced,
         }
@@ -65,20 +67,47 @@ def billed_outbound(usage: dict) -> int:
     return int(sum(out.get(c, 0) for c in BILLED_OUTBOUND))
 
 
+def connection_attempts(counts: dict) -> int:
+    """Connection attempts: established connections (``connections``) plus refused ones (``rejected_connections``,
+    the IoT fleet's attempts refused for want of an MQTT session or during a channel suspension). Each attempt
+    pays a TLS handshake, so this is the count that ``full_handshakes + resumed_handshakes`` counts."""
+    return int(counts.get("connections", 0)) + int(counts.get("rejected_connections", 0))
+
+
 def storm_extra(usage: dict, baseline: dict) -> dict[str, int]:
-    """Connections, handshakes and billed outbound bytes a plan's run added over the unrestricted run."""
+    """What a plan's run added over the unrestricted run, each figure ``plan run - unrestricted run`` (negative:
+    fewer):
+
+    * ``connections``: connection attempts (:func:`connection_attempts`), the events the handshakes count, so
+      ``connections == full_handshakes + resumed_handshakes`` (with TLS on). A storm of refused reconnections
+      makes it large and positive;
+    * ``established_connections``: connections the platform accepted; a plan that refuses sessions has fewer
+      (the reason a count of established connections alone came out negative beside a storm of handshakes);
+    * ``full_handshakes``, ``resumed_handshakes``; ``outbound_bytes``: billed outbound bytes.
+    """
     counts, base = usage.get("counts", {}), baseline.get("counts", {})
-    extra = {k: int(counts.get(k, 0)) - int(base.get(k, 0)) for k in STORM_COUNTS}
+    extra = {"connections": connection_attempts(counts) - connection_attempts(base),
+             "established_connections": int(counts.get("connections", 0)) - int(base.get("connections", 0))}
+    extra |= {k: int(counts.get(k, 0)) - int(base.get(k, 0)) for k in STORM_COUNTS}
     extra["outbound_bytes"] = billed_outbound(usage) - billed_outbound(baseline)
     return extra
 
 
-def cheapest_usable(outcomes: list[PlanOutcome]) -> str | None:
-    """The cheapest plan whose hard limits hold and that lost nothing (no rejection, discard or suspension)."""
+def cheapest_usable_choice(outcomes: list[PlanOutcome]) -> tuple[str | None, list[str]]:
+    """``(cheapest, tie)`` among the plans whose hard limits hold and that lost nothing (no rejection, discard,
+    drop, refused connection or suspension); failing that, among those whose limits hold; failing that, all.
+    One cheapest plan: ``(plan, [])``; equal lowest totals: ``(None, [tied plans])`` (:func:`sim.report.lowest`)."""
+    from sim.report import lowest
+
     clean = [o for o in outcomes if not o.bill.violations and not any(
         o.row()[k] for k in ("rejected", "discarded", "dropped", "refused_connections", "suspensions"))]
     pool = clean or [o for o in outcomes if not o.bill.violations] or outcomes
-    return min(pool, key=lambda o: o.bill.total).plan if pool else None
+    return lowest([(o.plan, o.bill.total) for o in pool])
+
+
+def cheapest_usable(outcomes: list[PlanOutcome]) -> str | None:
+    """The cheapest usable plan (:func:`cheapest_usable_choice`); None when there is none or on a tie."""
+    return cheapest_usable_choice(outcomes)[0]
 
 
 def comparison_rows(outcomes: list[PlanOutcome]) -> list[dict[str, Any]]:
@@ -89,22 +118,41 @@ def comparison_table(outcomes: list[PlanOutcome]) -> str:
     """Plans across the top: cost, calculator, and everything each plan loses."""
     from tabulate import tabulate
 
+    from sim.report import cheapest_mark
+
     rows = comparison_rows(outcomes)
-    best = cheapest_usable(outcomes)
+    name, tie = cheapest_usable_choice(outcomes)
     labels = [
         ("total", "bill"), ("calculator", "calculator (payload only)"), ("violations", "hard limits exceeded"),
         ("notifications", "notifications"), ("rejected", "messages rejected"), ("discarded", "messages discarded"),
         ("dropped", "messages dropped (device queue full)"), ("refused_connections", "refused connection attempts"),
         ("suspensions", "suspensions"), ("suspended_minutes", "suspended minutes"),
-        ("extra_connections", "extra connections (storms)"), ("extra_full_handshakes", "extra full handshakes"),
-        ("extra_outbound_bytes", "extra billed outbound bytes"), ("own_run", "limits changed the run"),
+        ("extra_connections", "connection attempts vs unrestricted run"),
+        ("extra_established_connections", "established connections vs unrestricted run"),
+        ("extra_full_handshakes", "full TLS handshakes vs unrestricted run"),
+        ("extra_outbound_bytes", "billed outbound bytes vs unrestricted run"), ("own_run", "limits changed the run"),
     ]
     body = []
     for key, label in labels:
-        body.append([label] + [_cell(r[key]) for r in rows])
-    headers = ["per plan"] + [r["plan"] + (" <- best" if r["plan"] == best and len(rows) > 1 else "") for r in rows]
+        cell = _change if key.startswith("extra_") else _cell
+        body.append([label] + [cell(r[key]) for r in rows])
+    headers = ["per plan"] + [r["plan"] + cheapest_mark(r["plan"], name, tie, len(rows)) for r in rows]
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True,
                     colalign=["left"] + ["right"] * len(rows))
+
+
+def change_text(v: int | float) -> str:
+    """A difference against the unrestricted run, in words that cannot contradict each other: ``+1,218,574``,
+    ``3,649 fewer``, ``0``."""
+    if v > 0:
+        return f"+{v:,}"
+    if v < 0:
+        return f"{-v:,} fewer"
+    return "0"
+
+
+def _change(v) -> str:
+    return change_text(v) if isinstance(v, int | float) and not isinstance(v, bool) else _cell(v)
 
 
 def _cell(v: Any) -> str:

@@ -2,23 +2,56 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from tabulate import tabulate
 
 from sim.bill import Bill, quantity_text
 
 
-def cheapest_plan(bills: list[Bill]) -> str:
-    """The cheapest plan among those whose hard limits hold (a free plan that is exceeded is no option)."""
+def lowest(totals: list[tuple[str, Decimal]]) -> tuple[str | None, list[str]]:
+    """``(cheapest, tie)`` of (plan, total) pairs: the one plan with the lowest total and ``[]``; or, when several
+    plans share the lowest total, ``None`` and those plans in the order given. ``(None, [])`` for no plans."""
+    if not totals:
+        return None, []
+    low = min(total for _, total in totals)
+    at_low = list(dict.fromkeys(name for name, total in totals if total == low))   # a plan listed twice is one
+    return (at_low[0], []) if len(at_low) == 1 else (None, at_low)
+
+
+def cheapest(bills: list[Bill]) -> tuple[str | None, list[str]]:
+    """The cheapest plan among those whose hard limits hold (a free plan that is exceeded is no option; when
+    every plan is exceeded, all are compared), as ``(plan, [])``, or ``(None, [tied plans])`` on a tie."""
     eligible = [b for b in bills if not b.violations] or bills
-    return min(eligible, key=lambda b: b.total).plan
+    return lowest([(b.plan, b.total) for b in eligible])
+
+
+def cheapest_plan(bills: list[Bill]) -> str | None:
+    """The cheapest plan's name, or None when there is none or several plans tie (see :func:`cheapest`)."""
+    return cheapest(bills)[0]
+
+
+def cheapest_document(bills: list[Bill]) -> dict:
+    """``{"cheapest": plan or None, "tie": [plans]}``: the keys `sim price --format json` and bills.json share."""
+    name, tie = cheapest(bills)
+    return {"cheapest": name, "tie": tie}
+
+
+def cheapest_mark(plan: str, name: str | None, tie: list[str], n_plans: int) -> str:
+    """`` <- cheapest`` for the cheapest plan, `` <- cheapest (tie)`` for every tied plan, else ''."""
+    if n_plans < 2:
+        return ""
+    if plan == name:
+        return " <- cheapest"
+    return " <- cheapest (tie)" if plan in tie else ""
 
 
 def comparison(bills: list[Bill]) -> str:
-    """Items down, plans across; the cheapest plan's total is marked."""
+    """Items down, plans across; the cheapest plan's total is marked (every tied plan's, on a tie)."""
     items: list[str] = []
     for bill in bills:
         items += [line.item for line in bill.lines if line.item not in items]
-    cheapest = cheapest_plan(bills)
+    name, tie = cheapest(bills)
     rows = []
     for item in items:
         row = [item]
@@ -28,34 +61,39 @@ def comparison(bills: list[Bill]) -> str:
         rows.append(row)
     rows.append(["TOTAL"] + [f"{b.currency} {b.total:,.2f}"
                              + (" (limits exceeded)" if b.violations else "")
-                             + (" <- cheapest" if len(bills) > 1 and b.plan == cheapest else "")
+                             + cheapest_mark(b.plan, name, tie, len(bills))
                              for b in bills])
     return tabulate(rows, headers=["item"] + [b.plan for b in bills], tablefmt="github",
                     colalign=["left"] + ["right"] * len(bills), disable_numparse=True)
 
 
 def bill_table(bill: Bill) -> str:
-    """One bill, a line per item, then how each line was computed, violations and notifications."""
-    rows = [[line.item, quantity_text(line.measured), line.aggregation or "", quantity_text(line.included), quantity_text(line.billable),
-             line.unit or "", "" if line.unit_price is None else str(line.unit_price), f"{line.amount:,.2f}"]
+    """One bill, a line per item, then how each line was computed, violations, notifications and notes.
+
+    Every quantity of a row is in the row's unit (a meter read in bytes and charged per GB shows GB; the bytes are
+    in the line's explanation); quantities are clean (:func:`sim.bill.clean`)."""
+    rows = [[line.item, quantity_text(line.measured, line.unit), line.aggregation or "",
+             quantity_text(line.quantity, line.unit), quantity_text(line.included, line.unit),
+             quantity_text(line.billable, line.unit), line.unit or "",
+             "" if line.unit_price is None else str(line.unit_price), f"{line.amount:,.2f}"]
             for line in bill.lines]
-    rows.append(["TOTAL", "", "", "", "", "", "", f"{bill.total:,.2f}"])
+    rows.append(["TOTAL", "", "", "", "", "", "", "", f"{bill.total:,.2f}"])
     out = [f"== {bill.plan} ({bill.currency}, {bill.period_start:%Y-%m-%d} to {bill.period_end:%Y-%m-%d}) ==",
-           tabulate(rows, headers=["item", "measured", "aggregation", "included", "billable", "unit", "unit price",
-                                   "amount"], tablefmt="github", disable_numparse=True,
-                    colalign=("left", "right", "left", "right", "right", "left", "right", "right"))]
+           tabulate(rows, headers=["item", "measured", "aggregation", "quantity", "included", "billable", "unit",
+                                   "unit price", "amount"], tablefmt="github", disable_numparse=True,
+                    colalign=("left", "right", "left", "right", "right", "right", "left", "right", "right"))]
     out.append("how each line was computed:")
     for line in bill.lines:
         out.append(f"  {line.item}: {line.explanation}")
         out += [f"      {d}" for d in line.detail]
     for v in bill.violations:
         when = f" (first at {v.at.isoformat()})" if v.at else ""
-        out.append(f"LIMIT EXCEEDED {v.meter}: {quantity_text(v.measured)} {v.unit} > limit {quantity_text(v.limit)}{when}"
+        out.append(f"LIMIT EXCEEDED {v.meter}: {quantity_text(v.measured, v.unit)} {v.unit} > limit {quantity_text(v.limit, v.unit)}{when}"
                    + (f" [{v.description}]" if v.description else ""))
     for n in bill.notifications:
         when = n.at.isoformat() if n.at else "time unknown (aggregated number)"
         of = "free limit" if n.of == "limits" else "included quantity"
-        out.append(f"notification: {n.meter} reached {n.threshold:.0%} of its {of} ({quantity_text(n.level)} {n.unit}) at {when}")
+        out.append(f"notification: {n.meter} reached {n.threshold:.0%} of its {of} ({quantity_text(n.level, n.unit)} {n.unit}) at {when}")
     if bill.unknown_meters:
         out.append(f"note: meters not priced by this plan: {', '.join(bill.unknown_meters)}")
     if bill.missing_meters:

@@ -18,7 +18,8 @@ def test_iot_free_plan_binds_and_commercial_reuses_the_unrestricted_run():
     assert "enforcement" not in base.usage                    # the dry-run probes leave no trace in it
     assert commercial.enforcement["details"] == {}
     assert commercial.usage is base.usage and commercial.extra == {
-        "connections": 0, "full_handshakes": 0, "resumed_handshakes": 0, "outbound_bytes": 0}
+        "connections": 0, "established_connections": 0, "full_handshakes": 0, "resumed_handshakes": 0,
+        "outbound_bytes": 0}
     assert free.enforcement["refused_connections"]["mqtt_session_refused"] > 0
     assert free.extra["full_handshakes"] > 0 and free.extra["outbound_bytes"] > 0      # the storm costs bytes
     assert [v.meter for v in free.bill.violations] == ["devices", "mqtt_sessions"]     # 150 > 100, 151 > 100

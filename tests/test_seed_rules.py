@@ -194,7 +194,8 @@ def test_storage_is_minute_snapshots_averaged_per_day_then_month():
     values = [2.5 * GB] * 25 + [1 * GB] * 696
     period = {"start": "2026-11-01", "end": "2026-12-01", "tz": "America/New_York"}
     b = bill("flespi-commercial", {"stored_bytes": {"interval": "1h", "values": values}}, period)
-    assert b.line("stored_bytes").measured == D("1050000000")
+    assert b.line("stored_bytes").metered == D("1050000000")     # the meter's reading, in bytes
+    assert b.line("stored_bytes").measured == D("1.05")           # the line's unit, GB
     assert b.line("stored_bytes").amount == D("1.00")
     plain = np.mean(values)
     assert plain != 1.05 * GB
