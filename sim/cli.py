@@ -2,12 +2,16 @@
 
 Bad input of any kind ends with one line on stderr naming the file, the field and the problem, exit
 status 2, and nothing written: every input is read and validated before any output is produced.
+Argument errors are one line too (no usage dump), and Ctrl-C ends any command with ``sim: interrupted``
+and exit status 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import decimal
 import json
+import math
 import sys
 
 from sim import __version__
@@ -38,11 +42,12 @@ def _addons_for(plans, addons: list[str]) -> list[tuple[str, ...]]:
 
 
 def _emit(bills, fmt: str) -> None:
-    from sim.report import bill_table, cheapest_plan, comparison
+    """JSON: ``{"bills": [...], "cheapest": PLAN or null, "tie": [PLAN, ...]}`` (the same keys as bills.json);
+    table: the plans side by side (the cheapest marked, every tied plan on a tie), then each bill."""
+    from sim.report import bill_table, cheapest_document, comparison
 
     if fmt == "json":
-        cheapest = cheapest_plan(bills)
-        json.dump({"bills": [b.to_dict() for b in bills], "cheapest": cheapest}, sys.stdout, indent=2)
+        json.dump({"bills": [b.to_dict() for b in bills], **cheapest_document(bills)}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
     print(comparison(bills))
@@ -75,7 +80,8 @@ def _cmd_quote(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from sim.run import run_command
 
-    return run_command(args.scenario, args.set, args.seed, args.out, progress=not args.no_progress)
+    return run_command(args.scenario, args.set, args.seed, args.out, progress=not args.no_progress,
+                       max_memory=args.max_memory)
 
 
 def _cmd_scenario_reference(args: argparse.Namespace) -> int:
@@ -85,8 +91,47 @@ def _cmd_scenario_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (``sim: error: ...``, exit 2), like every other bad input."""
+
+    def error(self, message: str):
+        raise InputError(None, None, " ".join(message.split()))
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0 (``--mau``, ``--messages``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
+    return value
+
+
+def _amount(text: str) -> float:
+    """A finite number >= 0 (``--size``): nan and inf would poison the bill."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite non-negative number, got {text!r}")
+    return value
+
+
+def _memory_size(text: str) -> int:
+    """``--max-memory``: 8GB, 512MB, 1.5GiB or bytes."""
+    from sim.memory import parse_size
+
+    try:
+        return parse_size(text, "--max-memory")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sim", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="sim", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -103,9 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quote", help="the seed's pricing calculator: payload only, no overheads, no minimum")
     p.add_argument("--plan", action="append", required=True)
-    p.add_argument("--mau", type=int, required=True, help="monthly active users")
-    p.add_argument("--messages", type=int, required=True, help="messages per month")
-    p.add_argument("--size", type=float, required=True, help="average message size in bytes")
+    p.add_argument("--mau", type=_count, required=True, help="monthly active users")
+    p.add_argument("--messages", type=_count, required=True, help="messages per month")
+    p.add_argument("--size", type=_amount, required=True, help="average message size in bytes")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=_cmd_quote)
 
@@ -115,7 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--out", default=None, help="directory for usage.json, bills.json, run.json, series, plots")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--max-memory", type=_memory_size, default=None, metavar="SIZE",
+                   help="refuse runs estimated to need more (e.g. 8GB; default: env SIM_MAX_MEMORY, else 60%% of RAM)")
     p.set_defaults(func=_cmd_run)
+
 
     p = sub.add_parser("scenario", help="scenario file help")
     ssub = p.add_subparsers(dest="scenario_command", required=True)
@@ -125,11 +173,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; bad input is one line and exit 2, Ctrl-C one line and exit 130, never a traceback."""
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except InputError as exc:
-        print(f"sim: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"sim: error: {exc}", 2)
+    except decimal.DecimalException as exc:  # allowed inputs whose product leaves Decimal's 28 digits
+        return _fail(f"sim: error: amounts too large to compute exactly ({type(exc).__name__}); use smaller "
+                     "prices or quantities", 2)
+    except KeyboardInterrupt:
+        return _fail("sim: interrupted", 130)
     except BrokenPipeError:  # `sim price ... | head`
         return 0
+
+
+def _fail(line: str, status: int) -> int:
+    """Print the one line that ends a failed command; return its exit status."""
+    print(" ".join(line.split()), file=sys.stderr)
+    return status

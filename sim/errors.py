@@ -1,7 +1,7 @@
 """One exception for every kind of bad input.
 
 The CLI turns an :class:`InputError` into a single line on stderr and exit status 2, and writes
-nothing. Its message always names the file, the field (a dotted path such as
+nothing (the message is kept to one line: newlines in quoted values or library messages are folded). Its message always names the file, the field (a dotted path such as
 ``charges.0.unit_price``) and what is wrong, so a user can fix the input without reading code.
 """
 
@@ -16,4 +16,5 @@ class InputError(ValueError):
         self.field = field
         self.problem = problem
         where = ": ".join(part for part in (source, field) if part)
-        super().__init__(f"{where}: {problem}" if where else problem)
+        text = f"{where}: {problem}" if where else problem
+        super().__init__(" ".join(text.split()))  # one line, whatever a value or a library put in it

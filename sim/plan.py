@@ -14,7 +14,16 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from sim import yamlio
 from sim.errors import InputError
@@ -33,7 +42,14 @@ def _decimal(value: Any) -> Decimal:
         raise ValueError(f"expected a number, got {value!r}") from None
     if not d.is_finite() or d < 0:
         raise ValueError(f"must be a finite non-negative number, got {value!r}")
+    if d > MAX_NUMBER:
+        raise ValueError(f"{value!r} is more than {MAX_NUMBER:,}, the largest price or quantity a plan may give")
     return d
+
+
+#: Largest price, fee or quantity in a plan: amounts are exact Decimals of 28 digits (cents included), so
+#: price x quantity must stay far below 10^26; 10^15 (a quadrillion) leaves room for any real plan.
+MAX_NUMBER = Decimal(10) ** 15
 
 
 Dec = Annotated[Decimal, BeforeValidator(_decimal)]
@@ -50,7 +66,16 @@ UNITS: dict[str, tuple[str, Decimal]] = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Plan sections: unknown keys, NaN/infinity and booleans for numbers are errors (not 1 and 0)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, v: Any, info: ValidationInfo) -> Any:
+        if isinstance(v, bool) and info.field_name and yamlio.wants_number(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"expected a number, got {str(v).lower()}")
+        return v
 
 
 class Rounding(_Strict):
@@ -255,9 +280,7 @@ def resolve_plan_path(name_or_path: str | Path) -> Path:
     """A shipped plan's name or a plan file's path -> the file; unknown names list the shipped ones."""
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-        if not candidate.is_file():
-            raise InputError(str(candidate), None, "no such plan file")
-        return candidate
+        return candidate  # read_text says what is wrong with it, if anything
     shipped = PLANS_DIR / f"{name_or_path}.yaml"
     if shipped.is_file():
         return shipped
@@ -269,13 +292,14 @@ def load_plan(name_or_path: str | Path) -> Plan:
     """Load and validate a plan by shipped name or path."""
     path = resolve_plan_path(name_or_path)
     source = str(path)
-    doc = yamlio.parse(path.read_text(encoding="utf-8"), source)
+    doc = yamlio.parse(yamlio.read_text(path, "plan file"), source)
     return plan_from_dict(doc, source)
 
 
 def plan_from_dict(doc: Any, source: str = "<plan>") -> Plan:
     if not isinstance(doc, dict):
         raise InputError(source, None, "a plan file must be a mapping (name, description, metrics, charges ...)")
+    yamlio.check_numbers(Plan, doc, source)
     try:
         plan = Plan.model_validate(doc)
     except ValidationError as exc:

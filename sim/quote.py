@@ -8,6 +8,7 @@ protocol, TLS and keep-alive overheads, can then be set beside it.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 from sim.bill import Bill
@@ -15,14 +16,26 @@ from sim.errors import InputError
 from sim.period import Period
 from sim.plan import Plan
 from sim.pricing import price
-from sim.usage import Usage
+from sim.usage import MAX_TOTAL, Usage
+
+
+def _check(name: str, value) -> None:
+    """A calculator input: a finite, non-negative number no larger than a quantity can be priced."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (
+            isinstance(value, float) and not math.isfinite(value)):
+        raise InputError(None, name, f"must be a finite non-negative number, got {value!r}")
+    if value > MAX_TOTAL:
+        shown = f"{value:.3g}" if isinstance(value, float) or value < 1e300 else "a number of more than 300 digits"
+        raise InputError(None, name, f"{shown} is more than {MAX_TOTAL:g}, the largest quantity priced exactly")
 
 
 def quote(plan: Plan, mau: int, messages: int, size: float, period: Period | None = None) -> Bill:
     """Price ``mau`` users sending ``messages`` messages of ``size`` bytes, payload only, no minimum."""
     for name, value in (("--mau", mau), ("--messages", messages), ("--size", size)):
-        if value is None or value < 0:
-            raise InputError(None, name, f"must be a non-negative number, got {value!r}")
+        _check(name, value)
+    if messages * size > MAX_TOTAL:
+        raise InputError(None, "--messages x --size", f"{messages * size:.3g} bytes is more than "
+                         f"{MAX_TOTAL:g}, the largest quantity priced exactly")
     if period is None:
         now = datetime.now(UTC)
         start = datetime(now.year, now.month, 1)

@@ -3,21 +3,29 @@
 Bad input (scenario file, ``--set``, plan names) raises :class:`sim.errors.InputError` before
 anything is simulated or written. Pricing uses the plans listed in the scenario; the seed's payload
 -only calculator (``sim.quote``) is printed beside each bill so the cost of overheads is visible.
+
+``--out`` is checked before simulating (:func:`check_out_dir`), and so is the memory the run needs
+(:func:`sim.memory.check_memory`). The files are written into a fresh directory beside the target and
+moved into place at the end (:func:`staged_dir`): a failure or Ctrl-C leaves the previous complete
+result or nothing, never half of one, and files of an earlier run never sit beside new ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import signal
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
-from sim.comparison import mau_of
 from sim.errors import InputError
-from sim.meters import BILLED_OUTBOUND
 from sim.scenario import Scenario, load_scenario
 from sim.simulate import RunResult, simulate
-
-GB = 1e9
+from sim.summary import enforcement_lines, summary_lines
 
 
 def _load_plans(names: list[str], source: str):
@@ -33,59 +41,28 @@ def _load_plans(names: list[str], source: str):
     return plans
 
 
-def summary_lines(result: RunResult) -> list[str]:
-    """Human summary: MAU, peak CCU, GB by category, overhead share of billed outbound."""
-    u = result.usage or {}
-    meters, counts, bd = u.get("meters", {}), u.get("counts", {}), u.get("breakdown", {})
-    mau = mau_of(u)
-    peak = max(meters.get("peak_ccu", {}).get("values", [0])) if isinstance(meters.get("peak_ccu"), dict) else 0
-    out = bd.get("outbound", {})
-    billed = sum(out.get(c, 0) for c in BILLED_OUTBOUND)
-    overhead = 1 - out.get("payload", 0) / billed if billed else 0.0
-    lines = [
-        f"scenario {result.scenario.get('name')}  seed {result.seed}  wall {result.wall_s:.1f} s",
-        f"MAU {int(mau):,}   peak CCU {int(peak):,} ({peak / mau:.1%} of MAU)" if mau else "MAU 0",
-        f"connections {counts.get('connections', 0):,}  full TLS {counts.get('full_handshakes', 0):,}  "
-        f"resumed {counts.get('resumed_handshakes', 0):,}",
-        f"chat messages originated {counts.get('messages_originated', 0):,}  copies sent {counts.get('messages_sent', 0):,}  "
-        f"delivered {counts.get('delivered', 0):,}  stored at end {counts.get('stored', 0):,}  "
-        f"expired {counts.get('expired', 0):,}  dropped {counts.get('dropped', 0):,}",
-        *_iot_lines(counts),
-        "outbound GB by category: " + ", ".join(f"{c} {v / GB:.3f}" for c, v in out.items() if v),
-        f"billed outbound {billed / GB:.3f} GB, overhead share (non-payload) {overhead:.1%}; "
-        f"TURN {out.get('turn_media', 0) / GB:.3f} GB",
-    ]
-    return lines
-
-
-def _iot_lines(counts: dict) -> list[str]:
-    """The tracker fleet's line of the summary, when the scenario has one."""
-    if "iot_messages_sent" not in counts:
-        return []
-    keys = ("iot_messages_sent", "iot_delivered", "iot_read", "iot_expired", "iot_in_buffer_end", "iot_rejected",
-            "iot_discarded", "iot_dropped", "iot_pending_on_device_end")
-    return ["telemetry: " + "  ".join(f"{k.removeprefix('iot_').replace('_', ' ')} {counts.get(k, 0):,}" for k in keys)]
-
-
 def run_command(scenario_path: str, sets: list[str] | None, seed: int | None, out_dir: str | None,
-                progress: bool = True) -> int:
+                progress: bool = True, max_memory: str | int | None = None) -> int:
     """Load + validate, simulate under each listed plan's limits, summarise, price, write. Returns the exit status.
 
-    Every input (scenario, overrides, plans) is validated before anything is simulated or written.
+    Every input (scenario, overrides, plans, ``--out``, the memory the run needs) is checked before anything is
+    simulated or written; the outputs appear whole or not at all (:func:`staged_dir`).
     """
     from sim.comparison import comparison_table, run_plans
+    from sim.memory import check_memory
 
     sc: Scenario = load_scenario(scenario_path, sets or [], seed)
     plans = _load_plans(sc.plans, str(scenario_path))
+    if out_dir:
+        check_out_dir(out_dir)
+    check_memory(sc, str(scenario_path), max_memory)
     if plans:
         result, outcomes = run_plans(sc, plans, seed=seed, progress=progress)
     else:
         result, outcomes = simulate(sc, seed=seed, progress=progress), []
     if not result.ok or any(o is None for o in outcomes):
-        print(f"simulation failed: {result.error}", file=sys.stderr)
-        if out_dir:
-            _write_json(Path(out_dir) / "run.json", result.run_info())
-        return 1
+        print(f"simulation failed: {result.error}", file=sys.stderr)  # a bug, not bad input: keep the traceback
+        return 1  # and leave --out as it was: a previous complete result, or nothing
     for line in summary_lines(result):
         print(line)
     if outcomes:
@@ -98,31 +75,17 @@ def run_command(scenario_path: str, sets: list[str] | None, seed: int | None, ou
             for line in enforcement_lines(o.enforcement):
                 print(f"    {line}")
     if out_dir:
-        write_outputs(result, outcomes, out_dir)
+        with staged_dir(out_dir) as tmp:
+            write_outputs(result, outcomes, tmp)
         print(f"wrote {out_dir}")
     return 0
 
 
-def enforcement_lines(enf: dict, most: int = 3) -> list[str]:
-    """What a plan did to the run, in words: suspensions, losses by reason, notifications, throttling."""
-    lines = []
-    sus = enf.get("suspensions", [])
-    if sus:
-        shown = ", ".join(f"{s['element']} ({s['limit']}) at {s['start']} for {s['minutes']:g} min" for s in sus[:most])
-        lines.append(f"suspensions {len(sus):,}: {shown}" + (" ..." if len(sus) > most else ""))
-    for section in ("rejected", "discarded", "dropped", "refused_connections"):
-        if enf.get(section):
-            lines.append(f"{section.replace('_', ' ')}: " + ", ".join(f"{k} {v:,}" for k, v in enf[section].items()))
-    for n in enf.get("notifications", [])[:6]:
-        lines.append(f"notification: {n['meter']} at {n['threshold']:.0%} of its {n['of']} on {n['at'] or 'unknown time'}")
-    if enf.get("throttled_from"):
-        lines.append(f"throttled from {enf['throttled_from']}")
-    return lines
-
-
 def bills_document(outcomes) -> dict:
-    """bills.json: each plan's bill (on the usage of its own run) with its enforcement and storm extras."""
-    from sim.comparison import cheapest_usable
+    """bills.json: each plan's bill (on the usage of its own run) with its enforcement and storm extras, and
+    ``cheapest`` (a plan name, or null on a tie) with ``tie`` (the tied plans, else []): the keys and meaning of
+    `sim price --format json`, among the plans that are usable (:func:`sim.comparison.cheapest_usable_choice`)."""
+    from sim.comparison import cheapest_usable_choice
 
     bills = []
     for o in outcomes:
@@ -132,7 +95,8 @@ def bills_document(outcomes) -> dict:
         doc["storm_extra"] = o.extra
         doc["own_run"] = o.enforced
         bills.append(doc)
-    return {"bills": bills, "best": cheapest_usable(outcomes)}
+    name, tie = cheapest_usable_choice(outcomes)
+    return {"bills": bills, "cheapest": name, "tie": tie}
 
 
 def write_outputs(result: RunResult, outcomes: list, out_dir: str | Path) -> None:
@@ -149,7 +113,8 @@ def write_outputs(result: RunResult, outcomes: list, out_dir: str | Path) -> Non
     _write_json(out / "bills.json", bills_document(outcomes))
     _write_json(out / "run.json", result.run_info() | {"plans": [o.bill.plan_file for o in outcomes]})
     result.frame.to_csv(out / "timeseries.csv", index_label="time")
-    write_plots(result.frame, out, title=str(result.scenario.get("name", "")))
+    write_plots(result.frame, out, title=str(result.scenario.get("name", "")),
+                plans=[o.bill.plan_file for o in outcomes])
     for o in outcomes:
         if o.enforced:
             _write_json(out / f"usage-{o.plan}.json", o.usage)
@@ -159,5 +124,95 @@ def write_outputs(result: RunResult, outcomes: list, out_dir: str | Path) -> Non
 
 
 def _write_json(path: Path, data) -> None:
+    """One JSON file; the directory is the staging one, so a half-written file is never seen as a result."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, default=str)
+        fh.write("\n")
+
+
+# -- the output directory: checked first, replaced whole at the end -------------------------------------------
+
+#: A directory ``--out`` may replace: empty, or an earlier result (it has run.json and only files).
+RESULT_MARKER = "run.json"
+
+
+def check_out_dir(out_dir: str | Path) -> Path:
+    """Refuse an ``--out`` that cannot receive a result, before anything is simulated; return it absolute.
+
+    Refused: an existing file; a path under a file; a directory that is not empty and not an earlier result
+    (replacing it whole would delete the user's files); a place without write permission.
+    """
+    out = Path(os.path.abspath(out_dir))
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise InputError(None, "--out", f"{out_dir}: exists and is not a directory")
+        entries = list(out.iterdir())
+        if entries and not ((out / RESULT_MARKER).is_file() and all(e.is_file() for e in entries)):
+            raise InputError(None, "--out", f"{out_dir}: a directory that is neither empty nor an earlier result "
+                             f"(no {RESULT_MARKER}); it would be replaced whole, so choose another")
+    ancestor = out.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(None, "--out", f"{out_dir}: {ancestor} is a file, not a directory")
+    try:  # the one reliable test of writability (root, read-only mounts, /proc): make and remove a directory
+        os.rmdir(tempfile.mkdtemp(prefix=".sim-probe-", dir=ancestor))
+    except OSError as exc:
+        raise InputError(None, "--out", f"{out_dir}: cannot write in {ancestor}: {exc.strerror}") from None
+    return out
+
+
+@contextlib.contextmanager
+def staged_dir(out_dir: str | Path):
+    """Yield a fresh directory beside ``out_dir``; on success it replaces ``out_dir`` whole, on any failure
+    (Ctrl-C included) it is deleted: ``out_dir`` holds the previous complete result or nothing, never half."""
+    out = check_out_dir(out_dir)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    except OSError as exc:
+        raise InputError(None, "--out", f"{out_dir}: cannot write in {out.parent}: {exc.strerror}") from None
+    try:
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a result directory is an ordinary one
+        yield tmp
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_into_place(new: Path, out: Path) -> None:
+    """Rename ``new`` to ``out``; an existing ``out`` is renamed aside first and deleted after. Ctrl-C is held
+    back meanwhile (delivered right after), so the swap is never left half done."""
+    with _sigint_held():
+        if not out.exists():
+            os.rename(new, out)
+            return
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old)  # an empty directory may be replaced by rename
+        try:
+            os.rename(new, out)
+        except BaseException:
+            os.replace(old, out)
+            raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def _sigint_held():
+    """Block SIGINT for a few system calls (main thread, POSIX); elsewhere do nothing."""
+    can = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    if can:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if can:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -22,6 +22,7 @@ are kept and passed through, never priced.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,15 @@ import numpy as np
 
 from sim import yamlio
 from sim.errors import InputError
-from sim.period import Interval, Period
+from sim.period import Interval, Period, parse_time, parse_zone
 
-PASSTHROUGH_SECTIONS = ("breakdown", "counts", "enforcement", "run")
+PASSTHROUGH_SECTIONS = ("activity", "breakdown", "counts", "enforcement", "run")
 _TOP_KEYS = ("period", "meters", *PASSTHROUGH_SECTIONS)
+#: Largest meter value, and largest sum of a series: prices are exact Decimals of 28 digits, 9 of them
+#: after the point, so a quantity must stay below 10^19 (10^18 bytes is an exabyte).
+MAX_TOTAL = 1e18
+#: Longest period: a year and a day (a longer one is a mistake, and its calendar costs memory).
+MAX_PERIOD_DAYS = 366
 
 
 @dataclass(frozen=True)
@@ -94,12 +100,7 @@ def load_usage(path: str | Path) -> Usage:
     """Read a usage file (``.json``, or YAML for anything else)."""
     path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(source, None, "no such usage file") from None
-    except OSError as exc:
-        raise InputError(source, None, f"cannot read: {exc.strerror}") from None
+    text = yamlio.read_text(path, "usage file")
     return usage_from_dict(yamlio.parse(text, source, json_first=path.suffix == ".json"), source)
 
 
@@ -125,20 +126,44 @@ def _period(raw: Any, source: str) -> Period:
     unknown = sorted(set(raw) - {"start", "end", "tz"})
     if unknown:
         raise InputError(source, f"period.{unknown[0]}", "unknown key; allowed: start, end, tz")
-    for key in ("start", "end"):
-        if key not in raw:
-            raise InputError(source, f"period.{key}", "required")
     try:
-        return Period.create(raw["start"], raw["end"], raw.get("tz"))
+        zone = parse_zone(raw.get("tz"))
+    except ValueError as exc:
+        raise InputError(source, "period.tz", str(exc)) from None
+    start, end = (_when(raw, key, zone, source) for key in ("start", "end"))
+    try:
+        period = Period(start, end, zone)
     except ValueError as exc:
         raise InputError(source, "period", str(exc)) from None
+    if period.seconds > MAX_PERIOD_DAYS * 86_400:
+        raise InputError(source, "period", f"{period.seconds / 86_400:,.0f} days long; a period may last at most "
+                         f"{MAX_PERIOD_DAYS} days")
+    return period
+
+
+def _when(raw: dict, key: str, zone, source: str) -> datetime:
+    """``period.start`` or ``period.end`` as an aware datetime; an impossible date (2026-02-30) says why."""
+    if key not in raw:
+        raise InputError(source, f"period.{key}", "required")
+    value = raw[key]
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InputError(source, f"period.{key}", f"{value!r} is not a valid ISO date or date-time: {exc}") from None
+    try:
+        return parse_time(value, zone, key)
+    except ValueError as exc:
+        raise InputError(source, f"period.{key}", str(exc).removeprefix(f"{key}: ")) from None
 
 
 def _number(value: Any, source: str, field_: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputError(source, field_, f"expected a number, got {value!r}")
-    if not np.isfinite(value) or value < 0:
+    if value < 0 or not (isinstance(value, int) or np.isfinite(value)):
         raise InputError(source, field_, f"must be a finite non-negative number, got {value!r}")
+    if value > MAX_TOTAL:
+        raise InputError(source, field_, f"{_short(value)} is more than {MAX_TOTAL:g}, the largest quantity priced exactly")
     return float(value)
 
 
@@ -171,12 +196,25 @@ def _values(raw: Any, source: str, field_: str) -> np.ndarray:
     bad = next((i for i, v in enumerate(raw) if isinstance(v, bool) or not isinstance(v, int | float)), None)
     if bad is not None:
         raise InputError(source, f"{field_}[{bad}]", f"expected a number, got {raw[bad]!r}")
-    values = np.asarray(raw, dtype=np.float64)
+    try:
+        values = np.asarray(raw, dtype=np.float64)
+    except OverflowError:  # an integer beyond float range
+        values = np.asarray([v if abs(v) < 1e308 else np.inf for v in raw], dtype=np.float64)
     wrong = np.flatnonzero(~np.isfinite(values) | (values < 0))
     if wrong.size:
         i = int(wrong[0])
-        raise InputError(source, f"{field_}[{i}]", f"must be a finite non-negative number, got {raw[i]!r}")
+        raise InputError(source, f"{field_}[{i}]", f"must be a finite non-negative number, got {_short(raw[i])}")
+    total = float(values.sum())
+    if total > MAX_TOTAL:
+        raise InputError(source, field_, f"the values add up to {total:g}, more than {MAX_TOTAL:g}, the largest "
+                         "quantity priced exactly")
     return values
+
+
+def _short(value: Any) -> str:
+    """A value as an error shows it: at most 40 characters (a 400-digit number is not an explanation)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _check_length(n: int, interval: Interval, period: Period, source: str, field_: str) -> None:
