@@ -54,12 +54,14 @@ DIRECTIONS = ("out", "in")  # out = server -> client, in = client -> server
 class MeterBook:
     """Per-minute accumulators for one run over ``minutes`` minutes starting at ``start``.
 
-    ``days`` is the number of calendar days in the period (used for per-day element counts).
+    ``days`` is the number of calendar days of the billing period in its time zone ``tz`` (per-day
+    counts such as DAU and element counts have one value per calendar day).
     """
 
     start: datetime
     minutes: int
     days: int
+    tz: str = "UTC"
     bytes: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     series: dict[str, np.ndarray] = field(default_factory=dict)
     daily: dict[str, np.ndarray] = field(default_factory=dict)
@@ -113,6 +115,22 @@ class MeterBook:
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + int(n)
 
+    def tail(self, skip_minutes: int) -> MeterBook:
+        """The book without its first ``skip_minutes`` (a discarded warm-up): series cut, the rest kept.
+
+        Per-minute bytes and series are sliced, so a byte is billed in the minute it crossed the wire
+        whichever day of the simulation produced it. Per-day counts and counts already describe the
+        period (the world writes them so).
+        """
+        out = MeterBook(self.start + timedelta(minutes=skip_minutes), self.minutes - skip_minutes, self.days,
+                        self.tz)
+        out.bytes = {k: v[skip_minutes:].copy() for k, v in self.bytes.items()}
+        out.series = {k: v[skip_minutes:].copy() for k, v in self.series.items()}
+        out.daily = dict(self.daily)
+        out.counts = dict(self.counts)
+        out.scalars = dict(self.scalars)
+        return out
+
     # -- reading -----------------------------------------------------------------------------
     def total_bytes(self, direction: str, category: str) -> float:
         return float(self.bytes[(direction, category)].sum())
@@ -141,12 +159,16 @@ class MeterBook:
         }
         if "stored_bytes" in self.series:
             usage_meters["stored_bytes"] = _series(self.series["stored_bytes"])
-        for name, values in self.daily.items():
-            usage_meters[name] = {"interval": "1d", "values": [_num(v) for v in values]}
         usage_meters.update(meters or {})
+        period = {"start": self.start.isoformat(), "end": end.isoformat()}
+        if self.tz != "UTC":
+            period["tz"] = self.tz
         return {
-            "period": {"start": self.start.isoformat(), "end": end.isoformat()},
+            "period": period,
             "meters": usage_meters,
+            # what the world reports for information, never priced (daily active users ...)
+            "activity": {name: {"interval": "1d", "values": [_num(v) for v in values]}
+                         for name, values in self.daily.items()},
             "breakdown": self.breakdown(),
             "counts": dict(sorted(self.counts.items())),
         }

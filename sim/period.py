@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -62,11 +62,27 @@ def parse_time(value, tz: ZoneInfo, what: str) -> datetime:
     return dt.replace(tzinfo=tz) if dt.tzinfo is None else dt
 
 
-def parse_zone(name: str | None) -> ZoneInfo:
+_OFFSET = re.compile(r"^(?:UTC)?([+-])(\d{2}):?(\d{2})$")
+
+
+def parse_zone(name: str | None) -> tzinfo:
+    """An IANA zone (``Europe/Berlin``) or a fixed UTC offset (``+01:00``, ``-0800``, ``UTC+05:30``)."""
+    m = _OFFSET.match(name or "")
+    if m:
+        sign, hh, mm = m.groups()
+        if int(hh) > 23 or int(mm) > 59:
+            raise ValueError(f"unknown time zone {name!r}")
+        off = timedelta(hours=int(hh), minutes=int(mm)) * (1 if sign == "+" else -1)
+        return timezone(off, name) if off else UTC
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {name!r}") from None
+
+
+def zone_name(tz: tzinfo) -> str:
+    """What a usage file's ``period.tz`` says for ``tz`` (``parse_zone`` reads it back)."""
+    return getattr(tz, "key", None) or tz.tzname(None) or "UTC"
 
 
 def _elapsed(a: datetime, b: datetime) -> float:
@@ -81,7 +97,7 @@ class Period:
 
     start: datetime
     end: datetime
-    tz: ZoneInfo
+    tz: tzinfo
 
     def __post_init__(self) -> None:
         if self.end <= self.start:

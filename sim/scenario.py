@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from sim import yamlio
 from sim.errors import InputError
@@ -54,16 +62,59 @@ NonNegFloat = Annotated[float, Field(ge=0.0)]
 
 
 class Strict(BaseModel):
-    """Base for every scenario section: unknown keys are errors."""
+    """Base for every scenario section: unknown keys, NaN/infinity and booleans for numbers are errors.
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    Pydantic's lax mode reads ``true`` as 1 for an int field, so ``--set population.users=true``
+    would simulate one user; a number field here takes numbers only (ints still become floats).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, v: Any, info: ValidationInfo) -> Any:
+        if isinstance(v, bool) and info.field_name and yamlio.wants_number(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"expected a number, got {str(v).lower()}")
+        return v
 
 
 class Simulation(Strict):
-    """The billing period simulated."""
+    """The billing period simulated, and how the world gets into steady state before it starts."""
 
-    start: datetime = Field(DEFAULT_START, description="Start of the period (UTC). Default 2026-11-01T00:00Z (issue).")
+    start: datetime = Field(
+        DEFAULT_START, description="Start of the period: any minute, any UTC offset (stored in UTC). "
+        "Default 2026-11-01T00:00Z (issue).",
+    )
     days: int = Field(30, ge=1, le=92, description="Length of the billing period in days.")
+    tz: str | None = Field(
+        None, description="Time zone of the period's calendar days (per-day meters: DAU, element counts): an "
+        "IANA name (Europe/Berlin) or an offset (+01:00). Default: the offset written in start, else UTC.",
+    )
+    warmup_days: int = Field(
+        1, ge=0, le=7, description="Days simulated before the period and discarded, so the period starts in "
+        "steady state: connections up, phones in Doze, messages waiting in the store, as if the app had been "
+        "running (nothing of the warm-up is billed). 1 day covers every state the mobile model carries except "
+        "copies waiting for users away for longer (assumption; see sim/world/mobile.py).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tz_from_start(cls, v: Any) -> Any:
+        """Keep the offset the user wrote (``2026-11-01T00:00:00+01:00``) as the period's time zone."""
+        if not isinstance(v, dict) or v.get("tz") is not None or "start" not in v:
+            return v
+        start = v["start"]
+        if isinstance(start, str):
+            try:
+                start = datetime.fromisoformat(start.replace("Z", "+00:00"))
+            except ValueError:
+                return v  # the field validator reports it
+        off = start.utcoffset() if isinstance(start, datetime) and start.tzinfo is not None else None
+        if off:
+            minutes = int(off.total_seconds() // 60)
+            sign = "+" if minutes >= 0 else "-"
+            v = {**v, "tz": f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"}
+        return v
 
     @field_validator("start", mode="before")
     @classmethod
@@ -78,6 +129,15 @@ class Simulation(Strict):
         if v.tzinfo is None:
             return v.replace(tzinfo=UTC)
         return v.astimezone(UTC)
+
+    @field_validator("tz")
+    @classmethod
+    def _zone_ok(cls, v: str | None) -> str | None:
+        if v is not None:
+            from sim.period import parse_zone
+
+            parse_zone(v)  # ValueError names the zone
+        return v
 
 
 class Population(Strict):
@@ -254,18 +314,27 @@ class Push(Strict):
     delay_s: NonNegFloat = Field(2.0, description="Push to reconnect delay. PF §6 push_wakeup (1-3 s).")
     wake_s: PosFloat = Field(30.0, description="How long a woken app stays connected. PF §4.2 (iOS: up to 30 s).")
     min_interval_android_s: NonNegFloat = Field(
-        14400.0, description="At most one wake per recipient per this interval on Android. Calibration, not a platform "
-        "limit (FCM high priority is not rate-limited for active apps, PF §4.1): recipients of messages are drawn "
-        "independently per message, so a user's incoming copies are spread over the day, whereas real traffic comes in "
-        "conversation bursts that one wake (or the session the notification triggers) collects. One wake per 4 h "
-        "gives ~6-7 push wake-ups per DAU per day and, with sessions and Doze windows, PF §6 "
-        "reconnects_per_dau_per_day ~25 for the default chat app (was 600 s, uncited). Side effect: copies after the "
-        "slot's wake wait for the next connection, so delivery latency and the stored-bytes level are overstated.",
+        0.0, description="Debounce: at most one wake per recipient per this interval on Android (0 = none beyond the "
+        "wake itself). PF §4.1: FCM high-priority messages are delivered immediately, even in Doze, and are not "
+        "rate-limited for apps in the Active bucket. A copy arriving while a wake is up is served by it, so a "
+        "conversation burst costs one wake (sim/world/push.py). Was 14,400 s, a calibration for independent recipients.",
     )
     min_interval_ios_s: NonNegFloat = Field(
-        14400.0, description="At most one wake per recipient per this interval on iOS. Same calibration as "
-        "min_interval_android_s; it respects PF §4.2's ceiling of 2-3 background pushes/h (Apple throttles further "
-        "and does not guarantee delivery). Was 1,200 s (the 3/h ceiling itself).",
+        1200.0, description="At most one wake per recipient per this interval on iOS: PF §4.2, Apple recommends at most "
+        "2-3 background pushes per hour and throttles beyond that (1,200 s = 3/h). Copies that find the app asleep "
+        "after its slot's wake wait for the next wake or session. Was 14,400 s (calibration).",
+    )
+    disabled_fraction: Fraction = Field(
+        0.1, description="Share of users who turned the app's notifications off, fixed for the run: they are never "
+        "woken, and their copies wait for their next session or background window (assumption; iOS asks for "
+        "permission and opt-in rates of messaging apps are high).",
+    )
+    open_probability: Fraction = Field(
+        0.65, description="Share of push wake-ups after which the user opens the app: the foreground session starts at "
+        "the wake, so wake and session are one connection, and it is one of the user's sessions_per_dau_per_day (the "
+        "measured launch counts include launches notifications prompt). Pielot, Vradi & Park, 'Dismissed!', "
+        "MobileHCI 2018 (794,525 notifications of 278 users): messaging notifications convert at ~65 %, other kinds "
+        "15-25 %. Session length follows activity.session_mean_s / session_sigma.",
     )
 
 
@@ -279,6 +348,54 @@ class MessageSize(Strict):
     sigma: NonNegFloat = Field(0.6, description="Log-normal sigma (assumption).")
 
 
+class Conversations(Strict):
+    """Who talks to whom: fixed contacts and groups, and messages in bursts between the same people."""
+
+    enabled: bool = Field(
+        True, description="Recipients come from the sender's contacts and groups, in per-session threads "
+        "(sim/world/conversations.py); false: recipients uniform among active users, independently per message.",
+    )
+    contacts_mean: Annotated[float, Field(ge=1.0)] = Field(
+        30.0, description="Mean number of contacts a user messages at all during the period (assumption; log-normal "
+        "degree of an undirected configuration-model graph among active users).",
+    )
+    contacts_sigma: NonNegFloat = Field(
+        1.0, description="Log-normal sigma of the contact count: a heavy tail of users with hundreds of contacts "
+        "(assumption).",
+    )
+    groups_per_user_mean: Annotated[float, Field(ge=1.0)] = Field(
+        4.0, description="Mean groups an active user belongs to, 1 + Poisson(mean - 1) (assumption).",
+    )
+    group_size_sigma: NonNegFloat = Field(
+        0.8, description="Log-normal sigma of group sizes (assumption: mostly small groups, a few large ones); the scale "
+        "puts the size-biased mean (the group a posting member is in) at group_recipients_mean + 1.",
+    )
+    muted_group_fraction: Fraction = Field(
+        0.5, description="Share of group memberships muted by the member, fixed for the run: no visible notification, "
+        "so no push wake (FCM deprioritises pushes without a user-visible notification to normal priority, deferred "
+        "in Doze, PF §4.1); the copy waits for the member's next connection (assumption for the share).",
+    )
+    session_focus: Fraction = Field(
+        0.8, description="Share of a session's 1:1 (group) messages that go to the session's thread: its partner "
+        "(group); the rest go to other contacts (groups) (assumption: a session is mostly one or two chats).",
+    )
+    reply_probability: Fraction = Field(
+        0.7, description="Share of sessions whose 1:1 thread answers the last contact who messaged the user within "
+        "reply_window_s before the session's first message (assumption).",
+    )
+    reply_window_s: NonNegFloat = Field(
+        3600.0, description="How long an unanswered incoming message makes its sender the next session's partner (assumption).",
+    )
+    live_contacts: Annotated[int, Field(ge=0)] = Field(
+        8, description="Favourite contacts checked for being online when a session looks for a live conversation "
+        "(assumption; bounds the work per session).",
+    )
+    partner_skew: NonNegFloat = Field(
+        1.0, description="Zipf exponent of how a user's messages spread over their contacts (fixed random order per "
+        "user): 1 = the i-th favourite gets weight 1/i, 0 = uniform (assumption).",
+    )
+
+
 class Messaging(Strict):
     """Chat messages, groups, storage and receipts."""
 
@@ -290,8 +407,9 @@ class Messaging(Strict):
     )
     size: MessageSize = Field(default_factory=MessageSize)
     live_conversation_fraction: Fraction = Field(
-        0.5, description="Share of 1:1 messages sent inside a live conversation, to a user who is on screen now "
-        "(assumption; 0 = every recipient drawn uniformly, whatever their state).",
+        0.5, description="Share of foreground sessions whose 1:1 thread goes to a favourite contact who is online at the "
+        "session's first message (the first online one among conversations.live_contacts favourites), if any: a live "
+        "conversation (assumption; 0 = threads go to contacts whatever their state).",
     )
     media_fraction: Fraction = Field(0.10, description="Share of messages carrying media. PF §6 media_message_fraction 0.10.")
     media_message_bytes: PosFloat = Field(
@@ -303,9 +421,13 @@ class Messaging(Strict):
         "ratio is 2.0, PF §6 group_fanout_received_per_sent).",
     )
     group_recipients_mean: Annotated[float, Field(ge=1.0)] = Field(
-        6.0, description="Mean recipients of a group message (1 + Poisson), capped by group_recipients_max.",
+        6.0, description="Mean recipients of a group message (the group's other members, capped by "
+        "group_recipients_max). With conversations on, group sizes are heavy-tailed (conversations.group_size_sigma) "
+        "and how much members post in small versus large groups is solved so that the mean over messages is this; "
+        "off: 1 + Poisson(mean - 1).",
     )
     group_recipients_max: Annotated[int, Field(ge=1)] = Field(255, description="Largest group fan-out (assumption: 256-member groups).")
+    conversations: Conversations = Field(default_factory=lambda: Conversations())
     no_store_fraction: Fraction = Field(
         0.0, description="Share of messages sent with the store flag off: dropped (and counted) if the recipient is offline "
         "(seed: 'setting a flag while sending').",
@@ -401,11 +523,7 @@ def load_scenario(path: str | Path, sets: list[str] | None = None, seed: int | N
     """Read, override and validate a scenario file; every problem is an :class:`InputError`."""
     p = resolve_scenario_path(path)
     source = str(p)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(source, None, f"cannot read: {exc.strerror}") from None
-    raw = yamlio.parse(text, source)
+    raw = yamlio.parse(yamlio.read_text(p, "scenario file"), source)
     if not isinstance(raw, dict):
         raise InputError(source, None, "a scenario must be a YAML mapping")
     raw = apply_sets(raw, sets or [], source)
@@ -415,6 +533,9 @@ def load_scenario(path: str | Path, sets: list[str] | None = None, seed: int | N
 
 
 def validate_scenario(raw: dict, source: str = "<scenario>") -> Scenario:
+    """Validate raw scenario data; NaN/infinity anywhere and booleans for numbers are refused first
+    (also inside sections that are not :class:`Strict`, such as ``protocol`` and ``iot``)."""
+    yamlio.check_numbers(Scenario, raw, source)
     try:
         return Scenario.model_validate(raw)
     except ValidationError as exc:
@@ -426,7 +547,14 @@ def validate_scenario(raw: dict, source: str = "<scenario>") -> Scenario:
         elif err["type"] == "missing":
             msg = "required key is missing"
         more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
-        raise InputError(source, loc, f"{msg}; got {err.get('input')!r}{more}" if err["type"] != "missing" else msg) from None
+        got = _short(repr(err.get("input")))
+        raise InputError(source, loc, f"{msg}; got {got}{more}" if err["type"] != "missing" else msg) from None
+
+
+def _short(text: str, most: int = 80) -> str:
+    """A value as shown in an error: one line, at most ``most`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def _field_path(loc: tuple) -> list[str]:
@@ -462,17 +590,28 @@ def apply_sets(raw: dict, sets: list[str], source: str = "--set") -> dict:
         for part in parts[:-1]:
             key: Any = _yaml_key(part)
             if isinstance(node, list):
-                node = node[int(part)]
+                node = node[_index(node, part, path)]
                 continue
             if not isinstance(node.get(key), dict | list):
                 node[key] = {}  # absent, or a preset name being replaced by explicit sub-keys
             node = node[key]
         last: Any = _yaml_key(parts[-1])
         if isinstance(node, list):
-            node[int(parts[-1])] = value
+            node[_index(node, parts[-1], path)] = value
         else:
             node[last] = value
     return out
+
+
+def _index(node: list, part: str, path: str) -> int:
+    """A list position named in a ``--set`` path, or an InputError saying which positions exist."""
+    try:
+        i = int(part)
+    except ValueError:
+        raise InputError("--set", path, f"{part!r} is not a list position (0 to {len(node) - 1})") from None
+    if not -len(node) <= i < len(node):
+        raise InputError("--set", path, f"position {i} is out of range: the list has {len(node)} items")
+    return i
 
 
 def _yaml_key(part: str) -> Any:

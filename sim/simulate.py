@@ -20,6 +20,7 @@ import simpy
 
 import sim
 from sim.meters import MeterBook
+from sim.period import Period, zone_name
 from sim.rng import Streams
 from sim.scenario import Scenario, scenario_dict
 from sim.world.enforcer import Enforcer
@@ -96,18 +97,21 @@ def simulate(scenario: Scenario, *, seed: int | None = None, progress: bool = Tr
 
 def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot_enforcer: Any,
          timings: dict[str, float]) -> tuple[dict, MeterBook]:
-    days = sc.simulation.days
+    days, warm = sc.simulation.days, sc.simulation.warmup_days
     start = sc.simulation.start
     end = start + timedelta(days=days)
-    book = MeterBook(start=start, minutes=days * 1440, days=days)
+    period = Period.create(start, end, sc.simulation.tz or "UTC")
+    tz = zone_name(period.tz)
+    # the mobile world runs warm-up days first on one clock; its book is cut to the period afterwards
+    wbook = MeterBook(start=start - timedelta(days=warm), minutes=(warm + days) * 1440, days=period.days, tz=tz)
     streams = Streams(seed)
-    world = MobileWorld(sc, streams, book, make_protocol(sc), enforcer)
+    world = MobileWorld(sc, streams, wbook, make_protocol(sc), enforcer)
     env = simpy.Environment()
-    bar = _progress(days, progress, sc.name)
+    bar = _progress(world.total_days, progress, sc.name)
 
     def clock(env: simpy.Environment):
         """The day clock: the world advances one day per tick (see sim.world.mobile)."""
-        for d in range(days):
+        for d in range(world.total_days):
             world.step(d)
             if bar is not None:
                 bar.update(1)
@@ -118,6 +122,8 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
     if bar is not None:
         bar.close()
     meters = world.finish()
+    book = wbook.tail(warm * 1440)
+    meters = {k: _tail_series(v, warm * 1440) for k, v in meters.items()}
     timings.update(world.timings)
     extra_meters: dict = {}
     if sc.iot is not None:
@@ -125,7 +131,7 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
     usage = book.to_usage(end, meters)
     _merge_iot(usage["meters"], extra_meters, book)
     usage["counts"] = dict(sorted(book.counts.items()))
-    usage["run"] = {"seed": seed, "version": sim.__version__, "scenario": sc.name}
+    usage["run"] = {"seed": seed, "version": sim.__version__, "scenario": sc.name, "warmup_days": warm}
     enforcement: dict = {}
     if enforcer is not None:
         enforcer.finish(usage["meters"])
@@ -135,6 +141,13 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
     if enforcement:
         usage["enforcement"] = enforcement
     return usage, book
+
+
+def _tail_series(meter: Any, skip: int) -> Any:
+    """A per-minute meter of the world's whole clock, without its warm-up minutes."""
+    if isinstance(meter, dict) and meter.get("interval") == "1min":
+        return {**meter, "values": meter["values"][skip:]}
+    return meter
 
 
 def _merge_iot(meters: dict, iot: dict, book: MeterBook) -> None:

@@ -1,4 +1,5 @@
-"""The default chat app against PF §6 reconnects_per_dau_per_day = 25 (log-normal, p10 5, p90 100).
+"""The default chat app against PF §6 reconnects_per_dau_per_day = 25 (log-normal, p10 5, p90 100), and
+against the model's own calibrated value with platform push limits (``MODEL``).
 
 Connections are recorded per (user, day) by wrapping ``ConnectionMeter.open``; DAU is a user-day with at
 least one connection, as in the ``dau`` daily series. The band around 25 is derived from the sample:
@@ -20,11 +21,18 @@ from sim.world import connections as conn_mod
 from sim.world.population import Population
 
 DAY_MS = 86_400_000
-TARGET = 25.0  # PF §6 reconnects_per_dau_per_day
-#: How far the calibrated model mean may sit from 25 on top of sampling error: 10 %. PF §6 gives 25 as an
-#: assumption "to calibrate against logs" (order of magnitude), and the large-population mean of the
-#: default chat app is 25.5 (20,000 users x 3 days), mesibo-example 24.5.
-CALIBRATION_TOL = 2.5
+TARGET = 25.0  # PF §6 reconnects_per_dau_per_day (an assumption "to calibrate against logs")
+#: Where the model sits with platform push limits (PF §4.1-4.2: iOS 3 background pushes/h, Android FCM high
+#: priority unthrottled), conversation bursts (sim/world/conversations.py) and launches that notifications
+#: prompt counted among the day's launches (push.open_probability 0.65, Pielot et al. 2018): means of
+#: 20,000 users x 2 days (chat-app 32.0: ~9 spontaneous launches, ~18 wake-ups of which ~11 open the app,
+#: ~4 Doze windows) and mesibo-example 28.1. Above PF §6's 25, an assumption "to calibrate against logs":
+#: 20-23 measured launches a day (activity.sessions_per_dau_per_day) plus a wake-up per incoming burst while
+#: the app sleeps leave no room for 25 without a throttle below the platforms' (the 4-h throttle that used to
+#: hit 25 delayed most offline copies by ~20 min to hours).
+MODEL = {"chat-app": 32.0, "mesibo-example": 28.1}
+#: How far a small run may sit from the model value on top of sampling error: 10 %.
+CALIBRATION_TOL = 0.10
 
 
 def per_user_day(monkeypatch, sc):
@@ -41,10 +49,12 @@ def per_user_day(monkeypatch, sc):
     r = simulate(sc, progress=False, raise_errors=True)
     n, days = sc.population.users, sc.simulation.days
     u = np.concatenate([s[0] for s in seen])
-    d = np.concatenate([s[1] for s in seen])
+    d = np.concatenate([s[1] for s in seen]) - sc.simulation.warmup_days  # world days -> period days
+    u, d = u[d >= 0], d[d >= 0]
     per = np.bincount(d * n + u, minlength=days * n).reshape(days, n)
     assert per.sum() == r.usage["counts"]["connections"]
-    assert (per > 0).sum() == r.book.daily["dau"].sum()  # DAU = user-days with a connection
+    # DAU = user-days with a connection (opened that day, or still up from the day before)
+    assert (per > 0).sum() <= r.book.daily["dau"].sum() <= (per > 0).sum() * 1.02
     return per, r
 
 
@@ -62,7 +72,8 @@ def test_connections_per_dau_near_reference(monkeypatch, name):
     per, r = per_user_day(monkeypatch, sc)
     ratio, se = ratio_and_se(per)
     assert 0.05 < se < 1.5, se  # a few thousand users pin the mean to within a few %
-    assert abs(ratio - TARGET) < CALIBRATION_TOL + 4 * se, (ratio, se)
+    assert abs(ratio - MODEL[name]) < CALIBRATION_TOL * MODEL[name] + 4 * se, (ratio, se)
+    assert ratio > TARGET  # the known gap to PF §6 (see MODEL): if this fails, recalibrate MODEL
     x = per[per > 0]
     p10, p50, p90 = np.percentile(x, [10, 50, 90])
     # heavy right tail, as the reference's log-normal: p10 < median < mean, and p90 several times p10.
@@ -71,9 +82,17 @@ def test_connections_per_dau_near_reference(monkeypatch, name):
     assert p10 < p50 < ratio < p90, (p10, p50, ratio, p90)
     assert p10 <= 10 and p90 >= 40 and p90 / p10 >= 5, (p10, p90)
     c = r.usage["counts"]
-    # foreground sessions are the largest cause; push wake-ups and Doze windows are each well below it
-    assert c["connections_foreground"] > c["connections_push"] > 0
+    # foreground sessions and push wake-ups are the large causes (bursts merged: fewer wakes than copies
+    # notified); Doze windows are well below both
     assert c["connections_foreground"] > c["connections_background"] > 0
+    assert c["connections_push"] > c["connections_background"]
+    assert c["push_wakeups"] < 0.8 * c["push_notifications"]
+    # launches: the spontaneous ones and those a notification prompts add up to sessions_per_dau_per_day (20) per
+    # day-active user-day (8 %: the prompted rate subtracted is the user's mean over earlier active days, one day
+    # of history on the period's first day, and every day-active user launches at least once)
+    launches = (c["sessions_spontaneous"] + c["sessions_prompted"]) / c["day_active_user_days"]
+    assert launches == pytest.approx(sc.activity.sessions_per_dau_per_day, rel=0.08), launches
+    assert c["sessions_prompted"] > 0.2 * c["sessions_spontaneous"]
 
 
 def test_sessions_starting_during_linger_do_not_reconnect(world_scenario):

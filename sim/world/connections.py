@@ -43,8 +43,10 @@ def spread(acc: np.ndarray, start_ms: np.ndarray, end_ms: np.ndarray, amount: np
 class ConnectionMeter:
     """Per-minute connection events and per-user online state for one run."""
 
-    def __init__(self, book: MeterBook, protocol, net: Network, n_users: int, days: int, tls_on: bool,
-                 tickets_on: bool) -> None:
+    def __init__(self, book: MeterBook, protocol, net: Network, n_users: int, day_starts_ms: np.ndarray,
+                 tls_on: bool, tickets_on: bool) -> None:
+        """``day_starts_ms``: world time of each calendar day's start in the billing period (its first
+        value is the period start; times before it belong to the warm-up and count in no day)."""
         self.book = book
         self.protocol = protocol
         self.net = net
@@ -60,14 +62,35 @@ class ConnectionMeter:
         self.connects = np.zeros(m)
         self.mau_first = np.zeros(m)
         self.seen = np.zeros(n_users, dtype=bool)
-        self.active_day = np.zeros((days, n_users), dtype=bool)
+        self.day_starts = np.asarray(day_starts_ms, dtype=np.int64)
+        self.active_day = np.zeros((self.day_starts.size, n_users), dtype=bool)
         self.last_end = np.full(n_users, -NEVER, dtype=np.int64)
         self.tls_on = tls_on
         self.tickets_on = tickets_on
-        self.counts: dict[str, int] = {}
+        # reported by every run, 0 when nothing connected (a fixed schema for sweeps and reports)
+        self.counts: dict[str, int] = {"connections": 0, **{f"connections_{c}": 0 for c in CAUSES}}
+        if tls_on:
+            self.counts.update(full_handshakes=0, resumed_handshakes=0)
 
     def _count(self, name: str, n: int) -> None:
         self.counts[name] = self.counts.get(name, 0) + int(n)
+
+    def day_of(self, t: np.ndarray) -> np.ndarray:
+        """Calendar day of the period (in its time zone) of world times ``t``; -1 before the period."""
+        return np.searchsorted(self.day_starts, t, side="right") - 1
+
+    def start_period(self, carried_users: np.ndarray) -> None:
+        """The warm-up is over: forget who was seen, and count users still online at the period start.
+
+        Counts accumulated so far are the warm-up's (the world subtracts them); a connection that is up
+        at the period start paid its handshake in the warm-up, but its user is active in the period.
+        """
+        self.seen[:] = False
+        m0 = int(self.day_starts[0] // MINUTE_MS)
+        users = np.unique(carried_users)
+        self.seen[users] = True
+        self.mau_first[m0] += users.size
+        self.active_day[0, users] = True
 
     # -- opening -------------------------------------------------------------------------------------
     def open(self, tl: Intervals, idx: np.ndarray, rng: np.random.Generator) -> None:
@@ -93,12 +116,14 @@ class ConnectionMeter:
         causes = np.bincount(tl.cause[idx], minlength=len(CAUSES))
         for name, c in zip(CAUSES, causes, strict=True):
             self._count(f"connections_{name}", int(c))
-        day = start // DAY_MS
+        day = self.day_of(start)
         d0 = int(day.min())
         if int(day.max()) == d0:  # the usual case: one row, a 1-D scatter
-            self.active_day[d0, user] = True
+            if d0 >= 0:
+                self.active_day[d0, user] = True
         else:
-            self.active_day[day, user] = True
+            ok = day >= 0
+            self.active_day[day[ok], user[ok]] = True
         # MAU: the first connection of each user not seen before, at its minute
         first_of_user = np.ones(idx.size, dtype=bool)
         first_of_user[1:] = user[1:] != user[:-1]
@@ -124,11 +149,11 @@ class ConnectionMeter:
         b = np.minimum((end + MINUTE_MS - 1) // MINUTE_MS, self.minutes)
         self.ccu_diff += np.bincount(a, minlength=self.minutes + 1)[: self.minutes + 1]
         self.ccu_diff -= np.bincount(b, minlength=self.minutes + 1)[: self.minutes + 1]
-        d0 = start // DAY_MS
-        d1 = np.minimum((end - 1) // DAY_MS, self.active_day.shape[0] - 1)
+        d0 = self.day_of(start)
+        d1 = self.day_of(end - 1)
         multi = np.flatnonzero(d1 > d0)
         for i in multi:  # connections spanning midnight (few): mark the later days too
-            self.active_day[d0[i] + 1 : d1[i] + 1, user[i]] = True
+            self.active_day[max(d0[i] + 1, 0) : d1[i] + 1, user[i]] = True
         if not at_period_end:
             grace = rng.random(idx.size) < self.net.graceful_close_fraction
             g_min = (end[grace] // MINUTE_MS).astype(np.int64)

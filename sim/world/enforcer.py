@@ -84,3 +84,55 @@ class Enforcer:
 
     def finish(self, meters: dict) -> None:
         """The run is over; ``meters`` are the usage document's final meters."""
+
+
+class Shifted(Enforcer):
+    """An enforcer seen from a world whose clock starts ``offset_ms`` before the billing period.
+
+    Why: the world simulates a warm-up before the period (so the period starts in steady state) on
+    one clock that starts at the warm-up, while enforcers reason in ms from the *period* start (their
+    notification times, per-minute usage and quotas belong to the period). This adapter moves every
+    time across, both ways; the world does not consult it during the warm-up, when no plan is in force.
+    """
+
+    def __init__(self, inner: Enforcer, offset_ms: int, skip_minutes: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.offset = int(offset_ms)
+        self.skip = int(skip_minutes)
+
+    @property
+    def report(self) -> dict:  # type: ignore[override]
+        return self.inner.report
+
+    @report.setter
+    def report(self, value: dict) -> None:
+        pass  # the inner enforcer's report is the one that counts
+
+    def begin(self, start: datetime, minutes: int) -> None:
+        self.inner.begin(start, minutes)
+
+    def admit_messages(self, t_ms, sender, fanout):
+        res = self.inner.admit_messages(t_ms - self.offset, sender, fanout)
+        if isinstance(res, Admission):
+            return Admission(res.keep, np.asarray(res.t) + self.offset, res.reason, res.attempt_msg,
+                             np.asarray(res.attempt_t) + self.offset)
+        return res
+
+    def suspensions(self, day_start_ms, day_end_ms, messages_per_minute, connections_per_minute):
+        windows = self.inner.suspensions(day_start_ms - self.offset, day_end_ms - self.offset,
+                                         messages_per_minute, connections_per_minute)
+        return [(a + self.offset, b + self.offset) for a, b in windows]
+
+    def admit_storage(self, t_ms, nbytes, stored_level_bytes):
+        return self.inner.admit_storage(t_ms - self.offset, nbytes, stored_level_bytes)
+
+    def note_rejected(self, reason: str, messages: int, copies: int) -> None:
+        self.inner.note_rejected(reason, messages, copies)
+
+    def day_end(self, day_end_ms: int, usage_so_far) -> None:
+        skip = self.skip
+        self.inner.day_end(day_end_ms - self.offset, lambda: {k: v[skip:] for k, v in usage_so_far().items()})
+
+    def finish(self, meters: dict) -> None:
+        self.inner.finish(meters)

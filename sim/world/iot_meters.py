@@ -137,7 +137,7 @@ def write_meters(fleet: _Fleet, book: MeterBook, rng: np.random.Generator) -> di
     for k, v in counts.items():
         book.count(k, v)
 
-    days = M // 1440
+    days = book.days  # calendar days of the period in its time zone (one value each)
     daily = {
         "channels": cfg.channels,
         "streams": cfg.streams,

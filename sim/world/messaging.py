@@ -2,8 +2,10 @@
 
 Generation: a day-active user originates ``Poisson(rate x multiplier)`` messages (log-normal
 multiplier with mean 1: a heavy tail of chatty users), each inside one of that user's foreground
-sessions. A message goes to one recipient or, with ``group_fraction``, to ``1 + Poisson(mean - 1)``
-group members; each recipient gets a *copy* (the unit of delivery, storage and conservation).
+sessions. A message goes to one recipient or, with ``group_fraction``, to a group; each recipient gets
+a *copy* (the unit of delivery, storage and conservation). Who the recipients are (contacts, groups,
+per-session threads) is :mod:`sim.world.conversations`; with conversations off, a group message goes to
+``1 + Poisson(mean - 1)`` users and every recipient is drawn independently.
 
 Routing decides each copy against the recipient's connection timeline (:func:`route`): delivered at
 once if connected at the send time; otherwise dropped (store flag off) or stored and delivered at the
@@ -20,6 +22,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from sim.scenario import Messaging
+from sim.world import conversations
 from sim.world.population import Population, lognormal_mean_one
 from sim.world.sessions import Sessions
 from sim.world.timeline import KEY, NEVER, Intervals, locate
@@ -75,17 +78,20 @@ class Originated:
     size: np.ndarray
     fanout: np.ndarray  # copies per message
     store: np.ndarray
+    group: np.ndarray | None = None  # int64 group of a group message, -1 for 1:1 (None: not drawn)
+    session: np.ndarray | None = None  # int64 index of the sender's session in the day's Sessions (None: unknown)
 
     def __len__(self) -> int:
         return int(self.t.size)
 
     def take(self, idx) -> Originated:
-        return Originated(self.sender[idx], self.t[idx], self.size[idx], self.fanout[idx], self.store[idx])
+        return Originated(*(None if v is None else v[idx] for v in (getattr(self, f.name) for f in fields(self))))
 
 
 def draw_messages(rng: np.random.Generator, pop: Population, sessions: Sessions, users: np.ndarray,
                   cfg: Messaging, day_end: int) -> Originated:
-    """Messages originated by the day-active ``users`` inside their foreground sessions.
+    """Messages originated by the day-active ``users`` inside their foreground sessions, sorted by
+    (session, time), each with its session's index.
 
     A user's messages are proportional to the time they spend in the app: the day's
     ``messages_per_dau_per_day x len(users)`` messages (in expectation) are shared out by foreground time,
@@ -114,6 +120,9 @@ def draw_messages(rng: np.random.Generator, pop: Population, sessions: Sessions,
     lo = before[first[sender]]
     span = cum[first[sender] + nsess[sender] - 1] - lo  # the sender's foreground ms today
     target = lo + (rng.random(m) * span).astype(np.int64)
+    # each user's targets lie in the user's own block of foreground time, and the blocks are in user order like
+    # ``sender``: sorting them keeps every target with its sender and orders messages by (session, time)
+    target.sort()
     pick = np.searchsorted(cum, target, side="right")
     t = sessions.start[pick] + (target - before[pick])
     if cfg.size.distribution == "fixed":
@@ -124,14 +133,21 @@ def draw_messages(rng: np.random.Generator, pop: Population, sessions: Sessions,
         media = rng.random(m) < cfg.media_fraction
         size[media] = int(round(cfg.media_message_bytes))
     fanout = np.ones(m, dtype=np.int64)
+    group = None if pop.social is None else np.full(m, -1, dtype=np.int64)
     if cfg.group_fraction > 0:
         grp = np.flatnonzero(rng.random(m) < cfg.group_fraction)
-        k = 1 + rng.poisson(cfg.group_recipients_mean - 1.0, grp.size)
-        fanout[grp] = np.minimum(k, cfg.group_recipients_max)
+        if pop.social is None:
+            k = 1 + rng.poisson(cfg.group_recipients_mean - 1.0, grp.size)
+            fanout[grp] = np.minimum(k, cfg.group_recipients_max)
+        else:
+            g = conversations.threads(rng, pick[grp], sender[grp], pop.social.group, cfg.conversations.session_focus)
+            ok = g >= 0  # a user in no group (none left by the graph) writes 1:1 instead
+            group[grp[ok]] = g[ok]
+            fanout[grp[ok]] = pop.social.fanout(g[ok])
     store = np.ones(m, dtype=bool)
     if cfg.no_store_fraction > 0:
         store = rng.random(m) >= cfg.no_store_fraction
-    return Originated(sender, t, size, fanout, store)
+    return Originated(sender, t, size, fanout, store, group, pick)
 
 
 LIVE_POOL = 8  # a live partner is one of the users whose sessions started most recently
@@ -139,13 +155,20 @@ LIVE_BUCKET_MS = 10_000
 
 
 def fan_out(rng: np.random.Generator, pop: Population, msgs: Originated, sessions: Sessions | None = None,
-            live_fraction: float = 0.0, need_sender: bool = True) -> Copies:
-    """One copy per recipient: recipients uniform among active users, never the sender.
+            live_fraction: float = 0.0, need_sender: bool = True, timeline=None, cfg: Messaging | None = None,
+            quiet_out: list | None = None) -> Copies:
+    """One copy per recipient, sorted by (recipient, time); never to the sender.
 
-    With ``live_fraction`` a 1:1 message goes to a *live* partner instead: the user of one of the
+    With a social graph (``pop.social``) recipients come from the sender's contacts and groups in
+    per-session threads (:func:`sim.world.conversations.one_to_one`; ``timeline`` answers who is
+    online), and ``quiet_out`` receives, per copy, whether it is for a muted group (no push wake).
+    Without one, recipients are uniform among active users; with ``live_fraction`` a 1:1 message goes to a *live* partner instead: the user of one of the
     ``LIVE_POOL`` sessions that started last before the send time (most likely still on screen), which
     models replies inside live conversations without tracking conversations.
     """
+    if pop.social is not None and cfg is not None:
+        rep, rcpt, quiet = conversations.recipients(rng, pop.social, msgs, sessions, cfg, live_fraction, timeline)
+        return _copies(msgs, rep, rcpt, need_sender, quiet if quiet.any() else None, quiet_out)
     one_each = bool(np.all(msgs.fanout == 1))
     rep = None if one_each else np.repeat(np.arange(len(msgs)), msgs.fanout)
     sender = msgs.sender if one_each else msgs.sender[rep]
@@ -173,15 +196,26 @@ def fan_out(rng: np.random.Generator, pop: Population, msgs: Originated, session
     if ids.size > 1:
         rcpt[self_] = ids[(pos[self_] + 1) % ids.size]
     del sender, pos, self_
+    return _copies(msgs, rep, rcpt, need_sender)
+
+
+def _copies(msgs: Originated, rep: np.ndarray | None, rcpt: np.ndarray, need_sender: bool,
+            quiet: np.ndarray | None = None, quiet_out: list | None = None) -> Copies:
+    """Copies of ``msgs`` (row i: message ``rep[i]``, or i if ``rep`` is None) to ``rcpt``, sorted.
+
+    ``quiet`` (per row: no push for this copy) is appended to ``quiet_out`` in the copies' order.
+    """
     # sort copies by (recipient, time): one argsort; recipient and time come back out of the key
     key = rcpt * KEY + (msgs.t[rep] if rep is not None else msgs.t)
     n = key.size
     same_size = n == 0 or msgs.size.min() == msgs.size.max()
     all_store = bool(msgs.store.all())
-    if need_sender or not same_size or not all_store:
+    if need_sender or not same_size or not all_store or quiet is not None:
         order = np.argsort(key)
         key = key[order]
         src = rep[order] if rep is not None else order
+        if quiet is not None and quiet_out is not None:
+            quiet_out.append(quiet[order])
     else:  # nothing to carry along: sorting the packed keys is enough (and twice as fast)
         key = np.sort(key)
         src = None
@@ -240,3 +274,41 @@ def route(tl: Intervals, c: Copies, day_end: int, ttl_ms: int | None, connected:
     outcome[later] = DELIVERED_LATER
     when[later] = nxt[later]
     return Routed(outcome, when, off)
+
+
+#: Delivery-latency histogram (delivery time - send time of delivered message copies): upper bucket
+#: edges in seconds, log-spaced; bucket ``latency_le_<name>`` counts delays in (previous edge, edge],
+#: ``latency_le_0s`` those delivered at once, ``latency_gt_1d`` the rest.
+LATENCY_EDGES_S = (0, 1, 10, 60, 600, 3600, 21600, 86400)
+LATENCY_NAMES = ("0s", "1s", "10s", "1min", "10min", "1h", "6h", "1d")
+LATENCY_KEYS = tuple(f"latency_le_{x}" for x in LATENCY_NAMES) + ("latency_gt_1d",)
+
+
+def latency_histogram(delay_ms: np.ndarray) -> np.ndarray:
+    """Counts per :data:`LATENCY_KEYS` bucket."""
+    edges = np.asarray(LATENCY_EDGES_S, dtype=np.int64) * 1000
+    return np.bincount(np.searchsorted(edges, delay_ms, side="left"), minlength=len(LATENCY_KEYS))
+
+
+def latency_quantiles(counts: dict, qs=(0.5, 0.9)) -> dict[float, float]:
+    """Quantiles (s) of the delivery latency from a run's ``counts``.
+
+    Log-linear inside a bucket ((0, 1 s] linear; the open last bucket reads as 1 d): a bucket is a
+    decade or less wide, so the answer is within its bucket whatever the shape inside.
+    """
+    n = np.array([counts.get(k, 0) for k in LATENCY_KEYS], dtype=np.float64)
+    tot = n.sum()
+    out = {}
+    if tot == 0:
+        return {q: float("nan") for q in qs}
+    cum = np.cumsum(n) / tot
+    edges = np.array(LATENCY_EDGES_S + (LATENCY_EDGES_S[-1],), dtype=np.float64)
+    for q in qs:
+        b = int(np.searchsorted(cum, q, side="left"))
+        if b == 0:
+            out[q] = 0.0
+            continue
+        lo, hi = edges[b - 1], edges[b]
+        f = (q - cum[b - 1]) / max(cum[b] - cum[b - 1], 1e-300)
+        out[q] = float(lo + f * (hi - lo) if lo == 0 else lo * (hi / lo) ** f)
+    return out

@@ -26,16 +26,19 @@ Pipeline of one day ``[cs, ce)``:
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from datetime import timedelta
 
 import numpy as np
 
 from sim.meters import BILLED_OUTBOUND, MeterBook
+from sim.period import Period
 from sim.rng import Streams
 from sim.scenario import Scenario
 from sim.world.calls import call_intervals, draw_calls, meter_calls
 from sim.world.connections import DAY_MS, MINUTE_MS, ConnectionMeter, settle
-from sim.world.enforcer import REJECT_REASONS, Admission, Enforcer
+from sim.world.enforcer import REJECT_REASONS, Admission, Enforcer, Shifted
 from sim.world.messaging import (
     DELIVERED_LATER,
     DELIVERED_NOW,
@@ -43,6 +46,7 @@ from sim.world.messaging import (
     DISCARDED,
     DROPPED,
     EXPIRED,
+    LATENCY_KEYS,
     MSG,
     PENDING,
     READ_RECEIPT,
@@ -51,11 +55,12 @@ from sim.world.messaging import (
     Routed,
     draw_messages,
     fan_out,
+    latency_histogram,
     route,
 )
 from sim.world.os_model import DozeTemplate, background_windows, linger_ms
 from sim.world.population import Population
-from sim.world.push import wake_intervals
+from sim.world.push import PushState, wake_intervals
 from sim.world.sessions import Sessions, diurnal_cdf, draw_sessions
 from sim.world.timeline import (
     BACKGROUND,
@@ -81,14 +86,34 @@ class MobileWorld:
         self.streams = streams
         self.book = book
         self.protocol = protocol
-        self.enforcer = enforcer or Enforcer()
         self.pop = Population.draw(sc, streams)
         self.days = sc.simulation.days
-        self.period_end = self.days * DAY_MS
+        # The world's clock starts warm-up days before the billing period (book.start): the period
+        # begins in steady state, and what the warm-up did is cut off the book (MeterBook.tail).
+        self.warm = sc.simulation.warmup_days
+        self.offset = self.warm * DAY_MS
+        self.total_days = self.warm + self.days
+        self.period_end = self.total_days * DAY_MS
         self.cdf = diurnal_cdf(sc.activity.diurnal)
+        start = sc.simulation.start
+        self.utc_at_zero = ((start.hour * 60 + start.minute) * 60 + start.second) * 1000 + start.microsecond // 1000
+        period = Period.create(start, start + timedelta(days=self.days), sc.simulation.tz or "UTC")
+        day_starts = self.offset + np.array([round((d - period.start).total_seconds() * 1000)
+                                             for d in period.day_starts], dtype=np.int64)
         tls_on = sc.protocol.tls != "off"
-        self.conn = ConnectionMeter(book, protocol, sc.network, self.pop.n, self.days, tls_on,
+        self.conn = ConnectionMeter(book, protocol, sc.network, self.pop.n, day_starts, tls_on,
                                     tls_on and sc.protocol.session_tickets)
+        self._hooks = enforcer is not None and type(enforcer) is not Enforcer
+        self.enforcer = Shifted(enforcer, self.offset, self.warm * 1440) if self._hooks else Enforcer()
+        # Every active user uses the app on at least one day of the period (so MAU is the active users):
+        # a sure day each, plus other days at the rate that keeps P(day-active) = dau_over_mau.
+        act = streams.generator("activity_days")
+        self.sure_day = np.full(self.pop.n, -1, dtype=np.int64)
+        self.sure_day[self.pop.active_ids] = act.integers(0, self.days, self.pop.active_ids.size)
+        q, n_days = sc.population.dau_over_mau, self.days
+        self.p_other_day = 1.0 if n_days == 1 else max(0.0, (q - 1.0 / n_days) / (1.0 - 1.0 / n_days))
+        self._warm_counts: dict[str, int] = {}
+        self.push_state = PushState(self.pop.n)
         # every run reports these (0 without an enforcer), so that with limits that never bind the
         # usage is identical to the unrestricted run's
         self.counts: dict[str, int] = {"rejected": 0, "discarded": 0}
@@ -110,8 +135,7 @@ class MobileWorld:
         self.orig_series = np.zeros(m)
         self.deliv_series = np.zeros(m)
         self.ttl_ms = None if sc.messaging.ttl_s is None else int(sc.messaging.ttl_s * 1000)
-        self._hooks = type(self.enforcer) is not Enforcer
-        self.enforcer.begin(book.start, book.minutes)
+        self.enforcer.begin(start, self.days * 1440)
         self.timings: dict[str, float] = {}
         self._t = time.perf_counter()
 
@@ -125,17 +149,50 @@ class MobileWorld:
         self.counts[name] = self.counts.get(name, 0) + int(k)
 
     # -- one day ---------------------------------------------------------------------------------------
+    def _rng(self, purpose: str, d: int) -> np.random.Generator:
+        """The stream of ``purpose`` for world day ``d``, named by the *period* day (warm-up days apart).
+
+        Named so, a day's draws do not depend on how long the warm-up is.
+        """
+        p = d - self.warm
+        return self.streams.generator(purpose, p) if p >= 0 else self.streams.generator(purpose, "warmup", -p)
+
+    def _day_active(self, rng: np.random.Generator, d: int) -> np.ndarray:
+        """Users who use the app on world day ``d`` (each active user surely on its sure day)."""
+        ids, p = self.pop.active_ids, d - self.warm
+        if p < 0:
+            return ids[rng.random(ids.size) < self.sc.population.dau_over_mau]
+        return ids[(rng.random(ids.size) < self.p_other_day) | (self.sure_day[ids] == p)]
+
+    def _start_period(self) -> None:
+        """End of the warm-up: remember its counts (subtracted at the end) and who is still online."""
+        self._warm_counts = {**self.conn.counts, **self.counts}
+        pend = self.pending
+        # the copies waiting in the store when the period starts: the period's conservation starts from them
+        self._count("stored_at_start", int((pend.kind == MSG).sum()))
+        self._count("receipts_stored_at_start", int((pend.kind != MSG).sum()))
+        tl = self.tl
+        self.conn.start_period(tl.user[tl.opened & (tl.start < self.offset) & (tl.end > self.offset)])
+
     def step(self, d: int) -> None:
         sc, pop = self.sc, self.pop
         cs, ce = d * DAY_MS, (d + 1) * DAY_MS
-        rng_sess = self.streams.generator("sessions", d)
-        rng_os = self.streams.generator("os", d)
-        rng_msg = self.streams.generator("messages", d)
-        rng_conn = self.streams.generator("connections", d)
+        if d == self.warm:
+            self._start_period()
+        rng_sess = self._rng("sessions", d)
+        rng_os = self._rng("os", d)
+        rng_msg = self._rng("messages", d)
+        rng_conn = self._rng("connections", d)
         self._t = time.perf_counter()
+        hooks = self._hooks and d >= self.warm
 
-        users = pop.active_ids[rng_sess.random(pop.active_ids.size) < sc.population.dau_over_mau]
-        sess = draw_sessions(rng_sess, pop, users, cs, sc.activity, self.cdf)
+        users = self._day_active(rng_sess, d)
+        self._active_today = np.zeros(pop.n, dtype=bool)
+        self._active_today[users] = True
+        sess = draw_sessions(rng_sess, pop, users, cs, sc.activity, self.cdf, self.utc_at_zero,
+                             self.push_state.prompted)
+        self._count("day_active_user_days", users.size)
+        self._count("sessions_spontaneous", len(sess.start))
         fg = Intervals.new(sess.user, sess.start, sess.end, FOREGROUND)  # screen-on, sorted by (user, start)
         fg_conn = Intervals.new(sess.user, sess.start, sess.end + linger_ms(rng_os, pop, sess.user, sc.os), FOREGROUND)
         self._lap("sessions")
@@ -144,29 +201,34 @@ class MobileWorld:
         parts = [self.tl, fg_conn, bg]
         calls = None
         if sc.calls.calls_per_dau_per_day > 0:
-            calls = draw_calls(self.streams.generator("calls", d), pop, sess, users, sc.calls, ce)
+            calls = draw_calls(self._rng("calls", d), pop, sess, users, sc.calls, ce)
             parts.append(call_intervals(calls, int(sc.push.delay_s * 1000)))
         base = self._nat(Intervals.concat(parts), rng_conn)  # Sorted: unmerged, queryable
         self._lap("timeline")
 
         msgs = draw_messages(rng_msg, pop, sess, users, sc.messaging, ce)
-        if self._hooks:
+        if hooks:
             msgs = self._admit(msgs)
         self._lap("messages")
         mc = sc.messaging
+        quiet: list[np.ndarray] = []  # copies of muted groups: no push
         copies = fan_out(rng_msg, pop, msgs, sess, mc.live_conversation_fraction,
-                         need_sender=mc.delivery_receipts or mc.read_receipts)
+                         need_sender=mc.delivery_receipts or mc.read_receipts or hooks, timeline=base, cfg=mc, quiet_out=quiet)
         self._lap("fan_out")
         base_connected = locate(base, copies.recipient, copies.t).connected
-        cand = ~base_connected & copies.store
+        cand = ~base_connected & copies.store & ~pop.push_off[copies.recipient]
+        if quiet:
+            cand &= ~quiet[0]
         self._count("push_notifications", int(cand.sum()) if sc.push.enabled else 0)
-        wakes = wake_intervals(pop, copies.recipient[cand], copies.t[cand], sc.push)
+        wakes = wake_intervals(pop, copies.recipient[cand], copies.t[cand], sc.push, self._rng("push", d), sc.activity,
+                               self.push_state, self._active_today,
+                               sc.activity.sessions_per_dau_per_day * pop.session_mult)
         self._count("push_wakeups", len(wakes))
         del cand
         tl = base.add(wakes)
         self._lap("push")
         suspended = False
-        if self._hooks:
+        if hooks:
             n_before = len(copies)
             tl, msgs, copies = self._suspend(tl, msgs, copies, cs, ce, rng_conn)
             suspended = True if len(copies) != n_before or self.counts.get("suspensions") else False
@@ -183,7 +245,7 @@ class MobileWorld:
                 continue
             known = base_connected if batch is copies and not suspended else None
             routed = route(tl, batch, ce, self.ttl_ms, known)
-            if self._hooks and batch is copies:
+            if hooks and batch is copies:
                 self._storage_cap(batch, routed)
             self._account(batch, routed)
             delivered = (batch.kind == MSG) & ((routed.outcome == DELIVERED_NOW) | (routed.outcome == DELIVERED_LATER))
@@ -213,7 +275,9 @@ class MobileWorld:
         self._lap("conn_close")
         self.tl = tl.take(tl.end >= ce)
         self.fg_carry = fg.take(fg.end > ce) if sc.messaging.read_receipts else Intervals.empty()
-        if self._hooks:
+        self._count("sessions_prompted", int(self.push_state.today.sum()))
+        self.push_state.end_day(users)
+        if hooks:
             self.enforcer.day_end(ce, self._usage_so_far)
 
     # -- pieces ----------------------------------------------------------------------------------------
@@ -239,7 +303,7 @@ class MobileWorld:
         self.stationary[lu] = rng.random(lu.size) < p_still
         seen_today = np.zeros(self.pop.n, dtype=bool)
         seen_today[lu] = True
-        idle = np.flatnonzero(keeps & ~seen_today)
+        idle = np.flatnonzero(keeps & self.pop.active & ~seen_today)  # a user who never uses the app: silent
         open_user = np.concatenate([lu, idle])
         gap_user.append(open_user)
         gap_off.append(self.screen_off[open_user])
@@ -301,7 +365,7 @@ class MobileWorld:
         if isinstance(res, Admission):
             t = msgs.t.copy()
             t[order] = res.t
-            msgs = Originated(msgs.sender, t, msgs.size, msgs.fanout, msgs.store)
+            msgs = dataclasses.replace(msgs, t=t)  # keeps every field (a group message keeps its group)
         for code, name in enumerate(REJECT_REASONS, start=1):
             sel = reason == code
             if sel.any():
@@ -343,7 +407,9 @@ class MobileWorld:
             n_msg, n_copies = int((~ok).sum()), int(msgs.fanout[~ok].sum())
             self._reject("suspended", n_msg, n_copies)
             self.enforcer.note_rejected("suspended", n_msg, n_copies)
-            keep_copy = np.repeat(ok, msgs.fanout)
+            # copies are sorted by recipient, not by message: a copy goes iff its sender was online when sending
+            # (under an enforcer the copies carry their sender, see step)
+            keep_copy = locate(tl, copies.sender, copies.t).connected
             msgs, copies = msgs.take(ok), copies.take(keep_copy)
         return tl, msgs, copies
 
@@ -459,8 +525,15 @@ class MobileWorld:
             minute = r.when[dl] // MINUTE_MS
             self._add_messages(c.size[dl], minute, "out", receipt=not kind_is_msg)
             if kind_is_msg:
+                self._latency(r.when[dl] - c.t[dl])
                 self.msg_series += np.bincount(c.t[new] // MINUTE_MS, minlength=m)[:m]
                 self.deliv_series += np.bincount(minute, minlength=m)[:m]
+
+    def _latency(self, delay_ms: np.ndarray) -> None:
+        """Delivery-latency histogram of message copies (``latency_*`` counts; read with
+        :func:`sim.world.messaging.latency_quantiles`)."""
+        for key, k in zip(LATENCY_KEYS, latency_histogram(delay_ms), strict=True):
+            self._count(key, int(k))
 
     def _receipt_copies(self, c: Copies, r: Routed, delivered: np.ndarray) -> Copies:
         """Delivery receipts at delivery; delivered copies also wait to be read (read receipts)."""
@@ -498,10 +571,14 @@ class MobileWorld:
         self._count("stored", int((pend.kind == MSG).sum()))
         self._count("receipts_stored", int((pend.kind != MSG).sum()))
         self._count("unread_at_end", int(self.unread[0].size))
+        if self.warm == 0:
+            self._count("stored_at_start", 0)
+            self._count("receipts_stored_at_start", 0)
         book = self.book
         meters = self.conn.flush()
-        for k, v in {**self.conn.counts, **self.counts}.items():
-            book.count(k, v)
+        totals = {**self.conn.counts, **self.counts}
+        for k in sorted(set(totals) | set(self._warm_counts)):
+            book.count(k, totals.get(k, 0) - self._warm_counts.get(k, 0))
         book.set_level("stored_bytes", settle(np.cumsum(self.stored_delta)[:-1]))
         minutes = np.arange(book.minutes)
         book.add_series("messages", minutes, self.msg_series)

@@ -253,7 +253,8 @@ class PlanEnforcer(Enforcer):
             exceeded_s = float(above[0]) * MINUTE_S
             notes = [at for (meter, _), at in self._runtime_notes.items() if meter == w.meter]
             start_s = max([exceeded_s] + [at + self.throttle_grace_s for at in notes])
-            start_ms = max(int(math.ceil(start_s * 1000)), day_end_ms)
+            # from a whole second on: the throttle is a per-second cap, so it starts at the next second boundary
+            start_ms = max(int(math.ceil(start_s)) * SECOND_MS, day_end_ms)
             best = start_ms if best is None else min(best, start_ms)
         if best is not None and (self.minutes is None or best < self.minutes * MINUTE_S * 1000):
             self.throttled_from_ms = best

@@ -8,7 +8,9 @@ starts are a Poisson process). ``x`` is the user's own log-normal multiplier wit
 per day to differ by a factor of ~20 between users (10-200, PF §4.4), so some users open the app a
 couple of times a day and others a hundred times - the right tail of connections per user.
 Start times follow the local-time diurnal curve shifted by the user's UTC offset and folded onto the
-UTC day, so every session of day d starts inside day d and a day can be processed on its own.
+world's day (24 h from the period's start time), so every session of day d starts inside day d and a
+day can be processed on its own. The fold is seamless: the rate of session starts is the same
+just before and just after the world's midnight (tests/test_day_boundaries.py).
 """
 
 from __future__ import annotations
@@ -56,18 +58,29 @@ class Sessions:
 
 
 def draw_sessions(rng: np.random.Generator, pop: Population, users: np.ndarray, day_start: int,
-                  act: Activity, cdf: np.ndarray) -> Sessions:
-    """Sessions starting in ``[day_start, day_start + 1 day)`` for the day-active ``users``."""
+                  act: Activity, cdf: np.ndarray, utc_at_zero_ms: int = 0,
+                  prompted: np.ndarray | None = None) -> Sessions:
+    """Sessions starting in ``[day_start, day_start + 1 day)`` for the day-active ``users``.
+
+    ``utc_at_zero_ms``: UTC time of day at world time 0 (a period may start at any minute), so that a
+    user's local evening falls on the right UTC hours whatever the period's start. ``prompted``: per
+    user, launches a day that notifications prompt (:class:`sim.world.push.PushState`); they are part
+    of the user's launch rate, so the spontaneous ones drawn here are fewer by as many.
+    """
     mult = pop.session_mult[users]  # per-user habit (log-normal, mean 1): light and heavy users
+    less = np.zeros(users.size) if prompted is None else prompted[users]
+    m = act.sessions_per_dau_per_day
     if act.min_one_session:
-        counts = 1 + rng.poisson((act.sessions_per_dau_per_day - 1.0) * mult)
+        # at least one launch a day: a spontaneous one, unless notifications prompt one or more on average
+        sure = less < 1.0
+        counts = sure + rng.poisson(np.maximum(np.where(sure, (m - 1.0) * mult, m * mult) - less, 0.0))
     else:
-        counts = rng.poisson(act.sessions_per_dau_per_day * mult)
+        counts = rng.poisson(np.maximum(m * mult - less, 0.0))
     user = np.repeat(users, counts)
     m = user.size
     minute = np.searchsorted(cdf, rng.random(m), side="right")
     local = minute * MINUTE_MS + (rng.random(m) * MINUTE_MS).astype(np.int64)
-    start = day_start + np.mod(local - pop.tz_ms[user], DAY_MS)
+    start = day_start + np.mod(local - pop.tz_ms[user] - utc_at_zero_ms, DAY_MS)
     # sort by (user, start) on the packed key itself (cheaper than argsort + gathers); durations are
     # drawn afterwards, i.i.d., so they need no reordering
     key = np.sort(user * KEY + start)

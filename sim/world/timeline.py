@@ -272,3 +272,30 @@ def apply_suspensions(tl: Intervals, windows: list[tuple[int, int]], backoff_ms:
         after = Intervals.new(hit.user, np.maximum(hit.start, re_start), hit.end, RECONNECT)
         tl = union(Intervals.concat([rest, before, after]))
     return tl, closed, rejected
+
+
+def connected_at(tl: Sorted, user: np.ndarray, t: np.ndarray, n_users: int, bucket_ms: int = 600_000) -> np.ndarray:
+    """``locate(tl, user, t).connected`` for many scattered queries, most of which are offline.
+
+    Why: an exact lookup sorts its queries (random users at random times): the cost of the day's live
+    conversation checks (sim/world/conversations.py). A coarse bitmap of which users have an interval
+    in each ``bucket_ms`` of the queried span (one byte per user and bucket) answers "surely offline" for
+    most queries at the cost of a gather; only the others are looked up exactly. Same answers.
+    """
+    out = np.zeros(user.size, dtype=bool)
+    if user.size == 0 or len(tl) == 0:
+        return out
+    lo, hi = int(t.min()) // bucket_ms, int(t.max()) // bucket_ms + 1
+    width = hi - lo
+    iv = tl.iv
+    near = (iv.end > lo * bucket_ms) & (iv.start < hi * bucket_ms)
+    a = np.clip(iv.start[near] // bucket_ms, lo, hi - 1) - lo
+    b = np.clip((iv.end[near] - 1) // bucket_ms, lo, hi - 1) - lo
+    n = b - a + 1
+    rows = np.repeat(iv.user[near] * width + a, n) + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
+    busy = np.zeros(n_users * width, dtype=bool)
+    busy[rows] = True
+    maybe = np.flatnonzero(busy[user * width + (t // bucket_ms - lo)])
+    if maybe.size:
+        out[maybe] = locate(tl, user[maybe], t[maybe]).connected
+    return out
