@@ -1,25 +1,124 @@
-"""Every notebook's code cells run top to bottom (they carry their own assertions)."""
+"""Every notebook in notebooks/ runs as Jupyter runs it, and the TLS what-if shows what it claims.
+
+Notebooks are executed with nbclient in a real ipykernel kernel on this interpreter, working directory
+``notebooks/``, with a timeout per cell (``notebooks/execute.py``, the same code that refreshes the saved
+outputs). Each notebook's setup cell, the one that finds its files, is tagged ``paths`` and must also work from
+the repository root.
+"""
 
 from __future__ import annotations
 
-import json
-import os
+import functools
+import importlib.util
 from pathlib import Path
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+TLS = NOTEBOOK_DIR / "what-if-tls.ipynb"
+
+
+def _load_executor():
+    spec = importlib.util.spec_from_file_location("notebook_execute", NOTEBOOK_DIR / "execute.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+executor = _load_executor()
+
+
+@functools.cache
+def executed(path: Path) -> nbformat.NotebookNode:
+    """The notebook run top to bottom in notebooks/ (once per test session; nothing is written back)."""
+    return executor.execute(path, cwd=NOTEBOOK_DIR)
+
+
+def outputs(nb: nbformat.NotebookNode, tag: str | None = None) -> list:
+    return [o for c in nb.cells if c.cell_type == "code" and (tag is None or tag in c.metadata.get("tags", []))
+            for o in c.outputs]
+
+
+def tagged_json(nb: nbformat.NotebookNode, tag: str) -> dict:
+    found = [o.data["application/json"] for o in outputs(nb, tag) if "application/json" in o.get("data", {})]
+    assert len(found) == 1, f"expected one application/json output in the cell tagged {tag!r}"
+    return found[0]
+
+
+def test_there_are_notebooks():
+    assert TLS in NOTEBOOKS
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_executes_in_a_kernel_from_notebooks_dir(path):
+    nb = executed(path)  # a failing cell raises CellExecutionError with its traceback
+    assert not [o for o in outputs(nb) if o.output_type == "error"]
+    assert all(c.execution_count for c in nb.cells if c.cell_type == "code" and c.source.strip())
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs(path, monkeypatch):
-    import matplotlib
+def test_notebook_setup_finds_its_files_from_the_repo_root(path):
+    nb = nbformat.read(str(path), as_version=4)
+    tagged = [i for i, c in enumerate(nb.cells) if "paths" in c.metadata.get("tags", [])]
+    assert tagged, f"{path.name}: tag the setup cell that resolves paths with 'paths'"
+    executor.execute(path, cwd=ROOT, cells=tagged[-1] + 1, timeout=120)
 
-    matplotlib.use("Agg")
-    monkeypatch.chdir(ROOT)
-    ns: dict = {}
-    for cell in json.loads(path.read_text())["cells"]:
-        if cell["cell_type"] == "code":
-            exec(compile("".join(cell["source"]), f"{path.name}", "exec"), ns)
-    assert os.getcwd() == str(ROOT)
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_saved_notebook_carries_its_outputs(path):
+    """The committed notebook was executed and saved (refresh: python notebooks/execute.py)."""
+    nb = nbformat.read(str(path), as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    assert code and all(c.execution_count for c in code), f"{path.name} is saved unexecuted"
+    assert not [o for o in outputs(nb) if o.output_type == "error"]
+    assert not [c for c in nb.cells if "execution" in c.metadata], "volatile timing metadata saved"
+
+
+def test_saved_tls_notebook_shows_its_plot():
+    nb = nbformat.read(str(TLS), as_version=4)
+    assert any("image/png" in o.get("data", {}) for o in outputs(nb))
+    assert "variants" in tagged_json(nb, "summary")
+
+
+@pytest.mark.slow
+def test_tls_what_if_shows_a_difference_the_floors_do_not_hide():
+    nb = executed(TLS)
+    s = tagged_json(nb, "summary")
+    v, minimum, included = s["variants"], s["minimum"], s["included_GB"]
+    ref = v["TLS 1.3, ECDSA"]
+
+    # The issue: a small app pays the minimum whatever its transport (and its traffic is inside the free quota).
+    assert {r["total"] for r in s["small"].values()} == {minimum}
+    assert all(r["billed_outbound_GB"] < included for r in s["small"].values())
+
+    # The study's app is above both floors, so the transport shows on the bill and the totals differ.
+    assert all(r["total"] == r["total_without_minimum"] > minimum for r in v.values())
+    assert all(r["billed_outbound_GB"] > included for r in v.values())
+    assert len({r["total"] for r in v.values()}) > 1
+    assert len({r["payload_GB"] for r in v.values()}) == 1  # same world, only the wire differs
+
+    # An RSA chain costs more than ECDSA, on either version, by exactly its extra bytes per full handshake.
+    for version in ("1.3", "1.2"):
+        rsa, ecdsa = v[f"TLS {version}, RSA"], v[f"TLS {version}, ECDSA"]
+        assert rsa["total"] > ecdsa["total"] and rsa["billed_outbound_GB"] > ecdsa["billed_outbound_GB"]
+        extra = rsa["full_s2c_B"] - ecdsa["full_s2c_B"]
+        assert extra > 0 and rsa["full_handshakes"] == ecdsa["full_handshakes"]
+        assert rsa["tls_handshake_bytes"] - ecdsa["tls_handshake_bytes"] == ecdsa["full_handshakes"] * extra
+
+    # Without session tickets every resumption becomes a full handshake: more handshake bytes, a bigger bill.
+    no_tickets = v["TLS 1.3, no tickets"]
+    assert no_tickets["resumed_s2c_B"] == no_tickets["full_s2c_B"] > ref["resumed_s2c_B"]
+    assert no_tickets["tls_handshake_bytes"] > ref["tls_handshake_bytes"] and no_tickets["total"] > ref["total"]
+    assert 0 < ref["handshake_share"] < no_tickets["handshake_share"] < 1
+
+    # The findings text is written from these numbers, not typed in.
+    text = "".join(o.data["text/markdown"] for o in outputs(nb) if "text/markdown" in o.get("data", {}))
+    totals = [r["total"] for r in v.values()]
+    for total in (ref["total"], min(totals), max(totals)):
+        assert f"${total:.2f}" in text
+    assert f"{ref['handshake_share']:.1%}" in text
