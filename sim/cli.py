@@ -84,6 +84,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
                        max_memory=args.max_memory)
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    """Load and check the whole study and --out first (bad input: one line, exit 2, nothing written), then run."""
+    from sim.experiments import load_study, run_study
+    from sim.experiments.executors import dask_executor
+    from sim.experiments.files import check_sweep_dir
+
+    study = load_study(args.study, args.set)
+    check_sweep_dir(args.out)
+    if args.dask or args.dask_local:
+        with dask_executor(args.dask, args.dask_local) as ex:
+            result = run_study(study, executor=ex, progress=not args.no_progress, out=args.out)
+    else:
+        result = run_study(study, progress=not args.no_progress, out=args.out, workers=args.workers)
+    info = result.info
+    print(f"{info['runs']} runs ({info['runs_computed']} computed, {info['runs_reused']} reused, "
+          f"{info['runs_failed']} failed) in {info['wall_s']:.1f} s; wrote {args.out}")
+    return 0
+
+
 def _cmd_scenario_reference(args: argparse.Namespace) -> int:
     from sim.scenario import reference_markdown
 
@@ -164,6 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse runs estimated to need more (e.g. 8GB; default: env SIM_MAX_MEMORY, else 60%% of RAM)")
     p.set_defaults(func=_cmd_run)
 
+    p = sub.add_parser("sweep", help="run a study: a design x replications, priced under every plan (resumable)")
+    p.add_argument("study", help="study file (studies/*.yaml)")
+    p.add_argument("--out", required=True, help="directory for runs.parquet/csv, summary.csv, study.json, plots")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a study key")
+    p.add_argument("--workers", type=_count, default=None, help="local worker processes (default: usable cores)")
+    dask = p.add_mutually_exclusive_group()
+    dask.add_argument("--dask", default=None, metavar="ADDRESS", help="a running Dask scheduler (tcp://host:8786)")
+    dask.add_argument("--dask-local", type=_count, default=None, metavar="N", help="a Dask LocalCluster of N workers")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("scenario", help="scenario file help")
     ssub = p.add_subparsers(dest="scenario_command", required=True)
