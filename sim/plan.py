@@ -15,19 +15,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
-    field_validator,
     model_validator,
 )
 
 from sim import yamlio
 from sim.errors import InputError
 from sim.restrictions import Restriction, Throttling
+from sim.strict import StrictModel
 
 PLANS_DIR = Path(__file__).parent / "plans"
 
@@ -65,17 +63,10 @@ UNITS: dict[str, tuple[str, Decimal]] = {
 }
 
 
-class _Strict(BaseModel):
-    """Plan sections: unknown keys, NaN/infinity and booleans for numbers are errors (not 1 and 0)."""
+class _Strict(StrictModel):
+    """Plan sections: strict (sim/strict.py) and immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_for_number(cls, v: Any, info: ValidationInfo) -> Any:
-        if isinstance(v, bool) and info.field_name and yamlio.wants_number(cls.model_fields[info.field_name].annotation):
-            raise ValueError(f"expected a number, got {str(v).lower()}")
-        return v
+    model_config = ConfigDict(frozen=True)
 
 
 class Rounding(_Strict):

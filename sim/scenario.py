@@ -26,7 +26,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -34,6 +33,7 @@ from pydantic import (
 from sim import yamlio
 from sim.errors import InputError
 from sim.protocol import ProtocolConfig
+from sim.strict import StrictModel
 from sim.world.iot_config import IotFleetConfig
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -61,21 +61,10 @@ PosFloat = Annotated[float, Field(gt=0.0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 
 
-class Strict(BaseModel):
-    """Base for every scenario section: unknown keys, NaN/infinity and booleans for numbers are errors.
+class Strict(StrictModel):
+    """Base for every scenario section: strict (sim/strict.py), defaults validated too."""
 
-    Pydantic's lax mode reads ``true`` as 1 for an int field, so ``--set population.users=true``
-    would simulate one user; a number field here takes numbers only (ints still become floats).
-    """
-
-    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_for_number(cls, v: Any, info: ValidationInfo) -> Any:
-        if isinstance(v, bool) and info.field_name and yamlio.wants_number(cls.model_fields[info.field_name].annotation):
-            raise ValueError(f"expected a number, got {str(v).lower()}")
-        return v
+    model_config = ConfigDict(validate_default=True)
 
 
 class Simulation(Strict):
