@@ -304,12 +304,18 @@ def one_to_one(rng: np.random.Generator, social: Social, sender: np.ndarray, t: 
     # threads in (session, time) order: the first message of each gives the thread's time (messages come so
     # ordered from draw_messages; a retry an enforcer granted may move one later)
     key = si * KEY + t
-    order = np.arange(m) if bool(np.all(key[1:] >= key[:-1])) else np.argsort(key)
+    ordered = bool(np.all(key[1:] >= key[:-1]))
+    order = None if ordered else np.argsort(key)
+    s_sorted = si if ordered else si[order]
     head = np.ones(m, dtype=bool)
-    np.not_equal(si[order][1:], si[order][:-1], out=head[1:])
-    inv = np.empty(m, dtype=np.int64)
-    inv[order] = np.cumsum(head) - 1
-    first = order[head]
+    np.not_equal(s_sorted[1:], s_sorted[:-1], out=head[1:])
+    if ordered:
+        inv = np.cumsum(head) - 1
+        first = np.flatnonzero(head)
+    else:
+        inv = np.empty(m, dtype=np.int64)
+        inv[order] = np.cumsum(head) - 1
+        first = order[head]
     tu, tf = sender[first], t[first]
     partner = social.partner(rng, tu)
     replied = _replies(rng, tu, tf, partner, cv)
