@@ -95,3 +95,20 @@ def test_calendar_days_follow_a_daylight_saving_change():
     assert r.usage["period"]["tz"] == "Europe/Berlin"
     assert len(r.usage["activity"]["dau"]["values"]) == 3
     price(usage_from_dict(r.usage, "<run>"), load_plan("mesibo-cloud"))
+
+
+@pytest.mark.parametrize("start", ["2026-11-01T00:00:00Z", "2026-11-01T12:00:00Z"])
+def test_iot_trips_follow_the_fleets_local_clock_whatever_the_start(start):
+    # trips start by local hour (hour_weights); a fleet at UTC+3 peaks 3 hours earlier in UTC, and moving the
+    # period start must not move it (the fleet used to read its hours from the start, and with the offset's sign
+    # reversed)
+    from sim.scenario import load_scenario
+
+    weights = [0.0] * 24
+    weights[18] = 1.0  # every trip starts between 18:00 and 19:00 local time
+    sc = load_scenario("scenarios/iot-trackers.yaml", ["simulation.days=2", "iot.devices=200",
+                                                       f"simulation.start={start}", "iot.utc_offset_hours=3",
+                                                       f"iot.hour_weights={weights}", "iot.moving_fraction=0.3"])
+    f = simulate(sc, progress=False, raise_errors=True).frame
+    by_hour = f["iot_messages"].groupby(f.index.hour).sum()
+    assert int(by_hour.idxmax()) == 15  # 18:00 local at UTC+3

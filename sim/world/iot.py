@@ -34,7 +34,7 @@ Conservation (checked by the tests)::
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -72,7 +72,8 @@ def _child(seed: np.random.SeedSequence, name: str) -> np.random.Generator:
 class _Fleet:
     """One run: schedule and outages, processed in chunks of minutes with roll-back on a suspension."""
 
-    def __init__(self, cfg: IotFleetConfig, days: int, seed: np.random.SeedSequence, enforcer: Any) -> None:
+    def __init__(self, cfg: IotFleetConfig, days: int, seed: np.random.SeedSequence, enforcer: Any,
+                 start_hour: int = 0) -> None:
         self.cfg = cfg
         self.enforcer = enforcer
         self.n = cfg.devices
@@ -84,9 +85,9 @@ class _Fleet:
         self.detect_s = cfg.keepalive_s if cfg.detect_s is None else cfg.detect_s
 
         rng = _child(seed, "schedule")
-        hours = np.roll(
-            np.asarray(cfg.hour_weights, float), cfg.utc_offset_hours
-        )  # local hour h at UTC h - off
+        # weight of each hour of the fleet's day (hour 0 starts at the period start, at UTC hour start_hour):
+        # that hour is local hour (h + start_hour + utc_offset) mod 24
+        hours = np.roll(np.asarray(cfg.hour_weights, float), -(cfg.utc_offset_hours + start_hour))
         t_dev, t_s, t_e = trips(rng, self.n, days, cfg.moving_fraction, cfg.trip_minutes_mean, hours)
         lo, hi = cfg.moving_interval_s
         mov_int = _child(seed, "intervals").integers(lo, hi + 1, size=self.n).astype(I64)
@@ -444,12 +445,12 @@ def simulate_fleet(
     call returns after ``env.run(until=<fleet process>)``. ``enforcer``: an :class:`IotLimits`-like
     object (``None`` = no limits acting on the world).
 
-    ``start`` only anchors the period: the diurnal shape is in the fleet's local hours
-    (``utc_offset_hours``) and assumes ``start`` is at 00:00 UTC.
+    ``start`` anchors the period: the diurnal shape is in the fleet's local hours (``utc_offset_hours``),
+    placed by the UTC hour of ``start`` (a start inside an hour counts from that hour).
     """
     if enforcer is not None and hasattr(enforcer, "crossing"):
         enforcer.start = start  # report times as ISO instants
-    fleet = _Fleet(cfg, days, seed, enforcer)
+    fleet = _Fleet(cfg, days, seed, enforcer, start.astimezone(UTC).hour if start is not None else 0)
     if env is None:
         for _ in fleet.chunks():
             pass
