@@ -80,15 +80,15 @@ def wake_intervals(pop: Population, recipient: np.ndarray, t: np.ndarray, cfg: P
     key = recipient * KEY + t
     if key.size > 1 and not bool(np.all(key[1:] >= key[:-1])):
         order = np.argsort(key)  # slots grow with t, so (recipient, t) orders slots too
-    else:
-        order = np.arange(key.size)
-    r, s, ts = recipient[order], slot[order], t[order]
+        r, s, ts, ios = recipient[order], slot[order], t[order], ios[order]
+    else:  # the world hands copies sorted by (recipient, time)
+        r, s, ts = recipient, slot, t
     new_r = np.ones(r.size, dtype=bool)
     new_r[1:] = r[1:] != r[:-1]
     # a throttled recipient (iOS; Android with a debounce): the first copy of each slot wakes the app for wake_s
     first = new_r.copy()
     first[1:] |= s[1:] != s[:-1]
-    throttled = ios[order] | (cfg.min_interval_android_s * 1000 > wake)
+    throttled = ios | (cfg.min_interval_android_s * 1000 > wake)
     if state is not None:
         first &= ~throttled | (s != state.last_slot[r])   # the slot's wake happened on an earlier day
         hit = first & throttled
@@ -101,13 +101,17 @@ def wake_intervals(pop: Population, recipient: np.ndarray, t: np.ndarray, cfg: P
     heads = np.flatnonzero(head)
     if heads.size == 0:
         return Intervals.empty()
-    last = np.empty_like(heads)
-    last[:-1] = heads[1:] - 1
-    last[-1] = r.size - 1
+    # the last copy of each burst (a burst ends where the next burst, or the next recipient, begins: not at the
+    # next head, which may be another recipient's row after a throttled slot that had its wake yesterday)
+    burst_end = np.ones(r.size, dtype=bool)
+    burst_end[:-1] = burst[1:]
+    ends = np.flatnonzero(burst_end)
+    last = ends[np.searchsorted(ends, heads)]
     delay = int(cfg.delay_s * 1000)
     st = ts[heads] + delay
     en = np.where(throttled[heads], st + wake, ts[last] + delay + wake)
-    iv = union(Intervals.new(r[heads], st, en, PUSH), presorted=True)
+    iv = _disjoint(Intervals(r[heads], st, en, np.full(heads.size, PUSH, dtype=np.int8),
+                             np.zeros(heads.size, dtype=bool)))
     if rng is not None and act is not None and cfg.open_probability > 0 and len(iv):
         opens = rng.random(len(iv)) < cfg.open_probability
         if day_active is not None:
@@ -123,7 +127,7 @@ def wake_intervals(pop: Population, recipient: np.ndarray, t: np.ndarray, cfg: P
         else:
             dur = mean_ms * lognormal_mean_one(rng, act.session_sigma, opened.size)
         iv.end[opened] = np.maximum(iv.end[opened], iv.start[opened] + np.round(dur).astype(np.int64))
-        iv = union(iv, presorted=True)  # a longer session may reach the next wake
+        iv = _disjoint(iv)  # a longer session may reach the next wake
     return iv
 
 
@@ -134,3 +138,17 @@ def _rank_within_user(user: np.ndarray, mask: np.ndarray) -> np.ndarray:
     first[1:] = user[1:] != user[:-1]
     start = np.maximum.accumulate(np.where(first, np.arange(user.size), 0))
     return c - c[start]
+
+
+def _disjoint(iv: Intervals) -> Intervals:
+    """``iv`` (sorted by user, start) merged where intervals overlap or touch; as it is when none do.
+
+    If any interval overlaps an earlier one of its user, the first such interval overlaps its direct
+    predecessor (whose start lies between), so comparing neighbours tells whether a union is needed.
+    """
+    if len(iv) < 2:
+        return iv
+    same = iv.user[1:] == iv.user[:-1]
+    if not bool((same & (iv.start[1:] <= iv.end[:-1])).any()):
+        return iv
+    return union(iv, presorted=True)
