@@ -54,8 +54,8 @@ def summary_lines(result: RunResult) -> list[str]:
         peak = _peak(meters.get("peak_ccu")) if app_peak is None else app_peak
         lines += [
             f"MAU {int(mau):,}   peak CCU {peak:,} ({peak / mau:.1%} of MAU)",
-            f"chat messages originated {counts.get('messages_originated', 0):,}  copies sent "
-            f"{counts.get('messages_sent', 0):,}  delivered {counts.get('delivered', 0):,}  stored at end "
+            f"chat messages originated {counts.get('messages_originated', 0):,}  copies waiting at the start "
+            f"{counts.get('stored_at_start', 0):,}  sent {counts.get('messages_sent', 0):,}  delivered {counts.get('delivered', 0):,}  stored at end "
             f"{counts.get('stored', 0):,}  expired {counts.get('expired', 0):,}  dropped {counts.get('dropped', 0):,}",
             *_behaviour_lines(u),
         ]
