@@ -170,14 +170,16 @@ def test_alias_bomb_refused_while_composing(capsys, tmp_path, kind):
     path = write(tmp_path, "bomb.yaml", BOMB)
     t0 = time.perf_counter()
     refused(capsys, tmp_path, kind, path, "bomb.yaml", "line 6", "aliases expand to more than 100,000 nodes")
-    assert time.perf_counter() - t0 < 0.5
+    # bounded, not fast: expanded, this bomb is 9^9 nodes (minutes and gigabytes); refused it takes milliseconds,
+    # and the bound leaves room for a loaded machine and first imports
+    assert time.perf_counter() - t0 < 5
 
 
 def test_alias_bomb_in_set_value_is_not_expanded(capsys, tmp_path):
     bomb = "[" + ", ".join(["&a [x, x, x, x, x, x, x, x, x, x]"] + ["*a"] * 20_000) + "]"
     t0 = time.perf_counter()
     assert_refused(*run(capsys, "run", write(tmp_path, "s.yaml", SCENARIO), "--set", f"plans={bomb}"), "plans")
-    assert time.perf_counter() - t0 < 1
+    assert time.perf_counter() - t0 < 5  # bounded (see above)
 
 
 def test_small_aliases_and_merge_keys_still_work(tmp_path):
@@ -314,7 +316,7 @@ def test_memory_guard_refuses_before_simulating(capsys, tmp_path):
     scenario = write(tmp_path, "s.yaml", SCENARIO)
     t0 = time.perf_counter()
     code, out, err = run(capsys, "run", scenario, "--set", "population.users=50000000", "--out", str(tmp_path / "out"))
-    assert time.perf_counter() - t0 < 2
+    assert time.perf_counter() - t0 < 5  # refused before simulating (simulating would take hours, or die)
     assert_refused(code, out, err, "s.yaml", "population.users", "messaging.messages_per_dau_per_day",
                    "needs an estimated", "over the limit", "--max-memory")
     assert_refused(*run(capsys, "run", scenario, "--set", "activity.sessions_per_dau_per_day=1e9"),
