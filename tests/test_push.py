@@ -53,3 +53,4 @@ def test_a_throttled_slot_woken_yesterday_gets_no_second_wake_today():
     assert len(first) == 1 and len(again) == 0 and len(later) == 1
     state.forget()
     assert len(wake_intervals(pop, rec, np.array([86_420_000]), sc.push, state=state)) == 1
+

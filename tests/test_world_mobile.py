@@ -235,3 +235,21 @@ def test_no_message_bursts_at_midnight_or_in_short_sessions():
     per_second = np.bincount(t // 1000)
     assert per_second.max() <= 20
     assert int(np.sum(t % 86_400_000 == 86_399_999)) <= 2
+
+
+def test_calls_of_a_session_running_past_midnight_fall_inside_the_day_not_on_its_last_millisecond():
+    from sim.rng import Streams
+    from sim.scenario import validate_scenario
+    from sim.world.calls import draw_calls
+    from sim.world.population import Population
+    from sim.world.sessions import Sessions
+
+    sc = validate_scenario({"name": "c", "population": {"users": 2}, "calls": {"calls_per_dau_per_day": 200}})
+    pop = Population.draw(sc, Streams(1))
+    day_end = 86_400_000
+    sess = Sessions(np.array([0]), np.array([day_end - 60_000]), np.array([3_600_000]))  # 1 min before midnight
+    calls = draw_calls(np.random.default_rng(3), pop, sess, np.array([0]), sc.calls, day_end)
+    assert len(calls) > 150
+    assert (calls.t >= day_end - 60_000).all() and (calls.t < day_end).all()
+    assert (calls.t == day_end - 1).sum() <= 1          # was: every call of the session at 23:59:59.999
+    assert np.median(calls.t) < day_end - 20_000         # spread over the session's last minute of the day

@@ -54,8 +54,10 @@ def draw_calls(rng: np.random.Generator, pop: Population, sessions: Sessions, us
     caller = caller[nsess[caller] > 0]
     m = caller.size
     pick = first[caller] + (rng.random(m) * nsess[caller]).astype(np.int64)
-    t = sessions.start[pick] + (rng.random(m) * sessions.dur[pick]).astype(np.int64)
-    t = np.minimum(t, day_end - 1)
+    # inside the part of the session that lies in this day (clamping to the day's last millisecond piled the calls
+    # of sessions running past midnight there)
+    inside = np.minimum(sessions.dur[pick], day_end - sessions.start[pick])
+    t = sessions.start[pick] + (rng.random(m) * inside).astype(np.int64)
     ids = pop.active_ids
     pos = rng.integers(0, ids.size, m)
     callee = ids[pos]
