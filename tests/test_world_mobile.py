@@ -238,6 +238,8 @@ def test_no_message_bursts_at_midnight_or_in_short_sessions():
 
 
 def test_calls_of_a_session_running_past_midnight_fall_inside_the_day_not_on_its_last_millisecond():
+    import numpy as np
+
     from sim.rng import Streams
     from sim.scenario import validate_scenario
     from sim.world.calls import draw_calls
