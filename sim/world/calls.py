@@ -24,7 +24,8 @@ import numpy as np
 from sim.meters import MeterBook
 from sim.scenario import Calls
 from sim.world.connections import MINUTE_MS, settle, spread
-from sim.world.population import Population, lognormal_mean_one
+from sim.world.distributions import lognormal_mean_one
+from sim.world.population import Population
 from sim.world.sessions import Sessions
 from sim.world.timeline import CALL, Intervals
 

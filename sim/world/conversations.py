@@ -31,12 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.world.distributions import lognormal_mean_one
 from sim.world.timeline import KEY
-
-
-def lognormal_mean_one(rng: np.random.Generator, sigma: float, size: int) -> np.ndarray:
-    """As :func:`sim.world.population.lognormal_mean_one` (which imports this module)."""
-    return np.ones(size) if sigma == 0 else rng.lognormal(-0.5 * sigma * sigma, sigma, size)
 
 
 @dataclass

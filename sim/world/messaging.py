@@ -23,7 +23,8 @@ import numpy as np
 
 from sim.scenario import Messaging
 from sim.world import conversations
-from sim.world.population import Population, lognormal_mean_one
+from sim.world.distributions import lognormal_mean_one
+from sim.world.population import Population
 from sim.world.sessions import Sessions
 from sim.world.timeline import KEY, NEVER, Intervals, locate
 

@@ -30,16 +30,10 @@ from sim.rng import Streams
 from sim.scenario import Scenario
 from sim.world import conversations
 from sim.world.conversations import Social
+from sim.world.distributions import lognormal_mean_one
 
 ANDROID, IOS = 0, 1
 MS = 1000
-
-
-def lognormal_mean_one(rng: np.random.Generator, sigma: float, size: int) -> np.ndarray:
-    """Log-normal multipliers with mean exactly 1 in expectation (mu = -sigma^2 / 2)."""
-    if sigma == 0:
-        return np.ones(size)
-    return rng.lognormal(-0.5 * sigma * sigma, sigma, size)
 
 
 @dataclass

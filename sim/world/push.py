@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from sim.scenario import Activity, Push
-from sim.world.population import IOS, Population, lognormal_mean_one
+from sim.world.distributions import lognormal_mean_one
+from sim.world.population import IOS, Population
 from sim.world.timeline import KEY, PUSH, Intervals, union
 
 

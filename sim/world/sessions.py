@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.scenario import Activity, Diurnal
-from sim.world.population import Population, lognormal_mean_one
+from sim.world.distributions import lognormal_mean_one
+from sim.world.population import Population
 from sim.world.timeline import KEY
 
 DAY_MS = 86_400_000
