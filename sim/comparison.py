@@ -17,6 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from sim.bill import Bill
 from sim.meters import BILLED_OUTBOUND
 from sim.world.enforcer import Enforcer
@@ -331,6 +333,19 @@ def run_plans(scenario, plans, *, seed: int | None = None, progress: bool = True
         outcomes.append(PlanOutcome(plan=plan.name, bill=bill, quote=q, usage=usage, enforced=own,
                                     enforcement=_flat_enforcement(usage, bill), extra=storm_extra(usage, base.usage)))
     return base, outcomes
+
+
+def meter_values(meter) -> np.ndarray:
+    """A usage meter's values: a series' values, a number as one value, nothing when absent."""
+    if isinstance(meter, dict):
+        return np.asarray(meter.get("values") or [], dtype=float)
+    return np.zeros(0) if meter is None else np.asarray([meter], dtype=float)
+
+
+def meter_peak(meter) -> float:
+    """The largest value of a usage meter (a series' maximum, a number as it is), 0 when absent."""
+    v = meter_values(meter)
+    return float(v.max()) if v.size else 0.0
 
 
 def mau_of(usage: dict) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sim.comparison import mau_of
+from sim.comparison import mau_of, meter_peak
 from sim.meters import BILLED_OUTBOUND
 
 if TYPE_CHECKING:
@@ -22,10 +22,7 @@ GB = 1e9
 
 
 def _peak(value) -> int:
-    """The largest value of a meter: a series' maximum, a number as it is, 0 when absent."""
-    if isinstance(value, dict):
-        return int(max(value.get("values") or [0]))
-    return int(value or 0)
+    return int(meter_peak(value))
 
 
 def _frame_max(frame, column: str) -> int | None:

@@ -43,7 +43,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 def plan_figures(outcome) -> dict[str, Any]:
     """One plan's figures. Money: the bill's Decimal total and line amounts as floats (exact to the cent
     for any bill below 2^53 cents), so that CIs are computed on floats; ``total_exact`` keeps the string."""
-    from sim.comparison import billed_outbound, mau_of
+    from sim.comparison import billed_outbound, mau_of, meter_peak, meter_values
 
     usage = outcome.usage
     counts = usage.get("counts", {})
@@ -59,10 +59,10 @@ def plan_figures(outcome) -> dict[str, Any]:
         "total_exact": str(outcome.bill.total),
         **lines,
         "mau": mau_of(usage),
-        "peak_ccu": _peak(meters.get("peak_ccu")),
+        "peak_ccu": meter_peak(meters.get("peak_ccu")),
         "outbound_gb": billed / 1e9,
-        "stored_gb": _mean(meters.get("stored_bytes")) / 1e9,
-        "turn_gb": _sum(meters.get("turn_bytes")) / 1e9,
+        "stored_gb": _mean(meter_values(meters.get("stored_bytes"))) / 1e9,  # the period's average level
+        "turn_gb": float(meter_values(meters.get("turn_bytes")).sum()) / 1e9,
         "overhead_share": (1.0 - payload / billed) if billed else None,
         "connections": int(counts.get("connections", 0)),
         "full_handshakes": int(counts.get("full_handshakes", 0)),
@@ -73,24 +73,5 @@ def plan_figures(outcome) -> dict[str, Any]:
     }
 
 
-def _values(meter: Any) -> np.ndarray:
-    if isinstance(meter, dict):
-        return np.asarray(meter.get("values", []), dtype=float)
-    if meter is None:
-        return np.zeros(0)
-    return np.asarray([meter], dtype=float)
-
-
-def _peak(meter: Any) -> float:
-    v = _values(meter)
-    return float(v.max()) if v.size else 0.0
-
-
-def _mean(meter: Any) -> float:
-    """Stored bytes: the period's average level (what a monthly-average storage charge reads)."""
-    v = _values(meter)
+def _mean(v: np.ndarray) -> float:
     return float(v.mean()) if v.size else 0.0
-
-
-def _sum(meter: Any) -> float:
-    return float(_values(meter).sum())
