@@ -20,6 +20,7 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from sim.errors import InputError
@@ -137,29 +138,37 @@ def _write_json(path: Path, data) -> None:
 RESULT_MARKER = "run.json"
 
 
-def check_out_dir(out_dir: str | Path) -> Path:
+def _earlier_result(out: Path) -> bool:
+    """A directory `sim run` wrote: it has run.json and only files (replacing it whole loses nothing else)."""
+    return (out / RESULT_MARKER).is_file() and all(e.is_file() for e in out.iterdir())
+
+
+def check_out_dir(out_dir: str | Path, earlier: Callable[[Path], bool] = _earlier_result,
+                  what: str = f"an earlier result (no {RESULT_MARKER}); it would be replaced whole",
+                  writes_inside: bool = False) -> Path:
     """Refuse an ``--out`` that cannot receive a result, before anything is simulated; return it absolute.
 
-    Refused: an existing file; a path under a file; a directory that is not empty and not an earlier result
-    (replacing it whole would delete the user's files); a place without write permission.
+    Refused: an existing file; a path under a file; a directory that is neither empty nor ``earlier`` (an
+    earlier output of the same command: replacing or adding to anything else would touch the user's files);
+    a place without write permission (in the directory itself when ``writes_inside`` and it exists, else
+    beside it). Shared by `sim run` (replaces the directory whole) and `sim sweep` (resumes inside it).
     """
     out = Path(os.path.abspath(out_dir))
     if out.exists() or out.is_symlink():
         if not out.is_dir():
             raise InputError(None, "--out", f"{out_dir}: exists and is not a directory")
-        entries = list(out.iterdir())
-        if entries and not ((out / RESULT_MARKER).is_file() and all(e.is_file() for e in entries)):
-            raise InputError(None, "--out", f"{out_dir}: a directory that is neither empty nor an earlier result "
-                             f"(no {RESULT_MARKER}); it would be replaced whole, so choose another")
-    ancestor = out.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise InputError(None, "--out", f"{out_dir}: {ancestor} is a file, not a directory")
+        if any(out.iterdir()) and not earlier(out):
+            raise InputError(None, "--out", f"{out_dir}: a directory that is neither empty nor {what}, so choose "
+                             "another")
+    probe = out if writes_inside and out.is_dir() else out.parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(None, "--out", f"{out_dir}: {probe} is a file, not a directory")
     try:  # the one reliable test of writability (root, read-only mounts, /proc): make and remove a directory
-        os.rmdir(tempfile.mkdtemp(prefix=".sim-probe-", dir=ancestor))
+        os.rmdir(tempfile.mkdtemp(prefix=".sim-probe-", dir=probe))
     except OSError as exc:
-        raise InputError(None, "--out", f"{out_dir}: cannot write in {ancestor}: {exc.strerror}") from None
+        raise InputError(None, "--out", f"{out_dir}: cannot write in {probe}: {exc.strerror}") from None
     return out
 
 

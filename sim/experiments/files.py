@@ -9,8 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sim.errors import InputError
-
 #: Files that mark a directory as an earlier sweep (so ``--out`` may reuse it).
 SWEEP_MARKERS = ("study.json", "runs.jsonl")
 
@@ -42,21 +40,7 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def check_sweep_dir(out: str | Path) -> Path:
     """``--out`` must be absent, empty, or an earlier sweep (resume); checked before anything runs."""
-    p = Path(os.path.abspath(out))
-    if p.exists() or p.is_symlink():
-        if not p.is_dir():
-            raise InputError(None, "--out", f"{out}: exists and is not a directory")
-        if any(p.iterdir()) and not any((p / m).is_file() for m in SWEEP_MARKERS):
-            raise InputError(None, "--out", f"{out}: a directory that is neither empty nor an earlier sweep "
-                             f"(no {' or '.join(SWEEP_MARKERS)}); choose another")
-        if not os.access(p, os.W_OK):
-            raise InputError(None, "--out", f"{out}: not writable")
-        return p
-    ancestor = p.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise InputError(None, "--out", f"{out}: {ancestor} is a file, not a directory")
-    if not os.access(ancestor, os.W_OK):
-        raise InputError(None, "--out", f"{out}: cannot write in {ancestor}")
-    return p
+    from sim.run import check_out_dir
+
+    return check_out_dir(out, earlier=lambda p: any((p / m).is_file() for m in SWEEP_MARKERS),
+                         what=f"an earlier sweep (no {' or '.join(SWEEP_MARKERS)})", writes_inside=True)
