@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 
-from sim.plan import load_plan, shipped_plans
-from sim.pricing import price
-from sim.usage import usage_from_dict
+from sim.pricing.plan import load_plan, shipped_plans
+from sim.pricing.pricing import price
+from sim.pricing.usage import usage_from_dict
 
 METERS = ["outbound_bytes", "turn_bytes", "stored_bytes", "channels", "streams", "devices", "containers",
           "mqtt_sessions", "tokens", "abques"]

@@ -62,7 +62,7 @@ def main() -> None:
     from sim.experiments import load_study, run_study
     from sim.experiments.executors import InlineExecutor, process_pool
     from sim.experiments.seeds import run_seed
-    from sim.plan import load_plan
+    from sim.pricing.plan import load_plan
     from sim.scenario import load_scenario
 
     with tempfile.TemporaryDirectory() as d:

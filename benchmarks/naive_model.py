@@ -1,6 +1,6 @@
 """The naive baseline: one SimPy process per client, one event per message.
 
-Why it exists: the benchmark compares the vectorised world (sim.world.mobile) with the obvious
+Why it exists: the benchmark compares the vectorised world (sim.world.mobile.world) with the obvious
 discrete-event design, on the same kind of workload: clients alternate offline gaps and foreground
 sessions (Poisson session starts, exponential lengths), send messages as a Poisson process while in a
 session, and each message is delivered at once if its recipient is online or stored and delivered

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sim.scenario import load_scenario  # noqa: E402
 from sim.simulate import simulate  # noqa: E402
-from sim.world.messaging import latency_quantiles  # noqa: E402
+from sim.world.mobile.messaging import latency_quantiles  # noqa: E402
 from sim.world.timeline import CAUSES  # noqa: E402
 
 W = 15

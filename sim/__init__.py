@@ -2,9 +2,14 @@
 
 Data flows one way: scenario -> world (SimPy) -> meters (usage) -> pricing (bill) -> reports.
 
+Parts: :mod:`sim.scenario` (what to simulate), :mod:`sim.world` (the engines: ``fast`` in
+:mod:`sim.world.mobile` and :mod:`sim.world.iot`, ``events`` in :mod:`sim.world.events`),
+:mod:`sim.meters` (the meter book), :mod:`sim.pricing` (plans and bills, usable on its own),
+:mod:`sim.experiments` (sweeps, replications, sensitivity), :mod:`sim.cli`.
+
 The pricing half is usable on its own from a notebook::
 
-    from sim import load_plan, load_usage, price
+    from sim.pricing import load_plan, load_usage, price
     bill = price(load_usage("usage.yaml"), load_plan("mesibo-cloud"))
     bill.to_dataframe()
 """

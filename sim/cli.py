@@ -21,14 +21,14 @@ from sim.errors import InputError
 def _cmd_plans(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from sim.plan import shipped_plans
+    from sim.pricing.plan import shipped_plans
 
     print(tabulate(sorted(shipped_plans().items()), headers=["plan", "description"], tablefmt="plain"))
     return 0
 
 
 def _load_plans(names: list[str]):
-    from sim.plan import load_plan
+    from sim.pricing.plan import load_plan
 
     return [load_plan(name) for name in names]
 
@@ -44,7 +44,7 @@ def _addons_for(plans, addons: list[str]) -> list[tuple[str, ...]]:
 def _emit(bills, fmt: str) -> None:
     """JSON: ``{"bills": [...], "cheapest": PLAN or null, "tie": [PLAN, ...]}`` (the same keys as bills.json);
     table: the plans side by side (the cheapest marked, every tied plan on a tie), then each bill."""
-    from sim.report import bill_table, cheapest_document, comparison
+    from sim.pricing.report import bill_table, cheapest_document, comparison
 
     if fmt == "json":
         json.dump({"bills": [b.to_dict() for b in bills], **cheapest_document(bills)}, sys.stdout, indent=2)
@@ -57,8 +57,8 @@ def _emit(bills, fmt: str) -> None:
 
 
 def _cmd_price(args: argparse.Namespace) -> int:
-    from sim.pricing import price
-    from sim.usage import load_usage
+    from sim.pricing.pricing import price
+    from sim.pricing.usage import load_usage
 
     usage = load_usage(args.usage)
     plans = _load_plans(args.plan)
@@ -69,7 +69,7 @@ def _cmd_price(args: argparse.Namespace) -> int:
 
 
 def _cmd_quote(args: argparse.Namespace) -> int:
-    from sim.quote import quote
+    from sim.pricing.quote import quote
 
     plans = _load_plans(args.plan)
     bills = [quote(plan, mau=args.mau, messages=args.messages, size=args.size) for plan in plans]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.bill import Bill
+from sim.pricing.bill import Bill
 from sim.meters import BILLED_OUTBOUND
 from sim.world.enforcer import Enforcer
 
@@ -98,8 +98,8 @@ def storm_extra(usage: dict, baseline: dict) -> dict[str, int]:
 def cheapest_usable_choice(outcomes: list[PlanOutcome]) -> tuple[str | None, list[str]]:
     """``(cheapest, tie)`` among the plans whose hard limits hold and that lost nothing (no rejection, discard,
     drop, refused connection or suspension); failing that, among those whose limits hold; failing that, all.
-    One cheapest plan: ``(plan, [])``; equal lowest totals: ``(None, [tied plans])`` (:func:`sim.report.lowest`)."""
-    from sim.report import lowest
+    One cheapest plan: ``(plan, [])``; equal lowest totals: ``(None, [tied plans])`` (:func:`sim.pricing.report.lowest`)."""
+    from sim.pricing.report import lowest
 
     clean = [o for o in outcomes if not o.bill.violations and not any(
         o.row()[k] for k in ("rejected", "discarded", "dropped", "refused_connections", "suspensions"))]
@@ -120,7 +120,7 @@ def comparison_table(outcomes: list[PlanOutcome]) -> str:
     """Plans across the top: cost, calculator, and everything each plan loses."""
     from tabulate import tabulate
 
-    from sim.report import cheapest_mark
+    from sim.pricing.report import cheapest_mark
 
     rows = comparison_rows(outcomes)
     name, tie = cheapest_usable_choice(outcomes)
@@ -261,7 +261,7 @@ def iot_enforcer(plan, scenario, dry_run: bool):
     """The IoT fleet's limits object for ``plan`` (None when the scenario has no fleet)."""
     if scenario.iot is None:
         return None
-    from sim.world.iot_enforcer import IotPlanLimits
+    from sim.world.iot.enforcer import IotPlanLimits
 
     return IotPlanLimits.from_plan(plan, dry_run=dry_run)
 
@@ -296,10 +296,10 @@ def run_plans(scenario, plans, *, seed: int | None = None, progress: bool = True
     acted on it gets that run (same seed: a restricted run whose limits never bind is identical); the
     others get a run of their own with their limits enforced.
     """
-    from sim.pricing import price
-    from sim.quote import quote
+    from sim.pricing.pricing import price
+    from sim.pricing.quote import quote
     from sim.simulate import simulate
-    from sim.usage import usage_from_dict
+    from sim.pricing.usage import usage_from_dict
 
     probes = [(mobile_enforcer(p, scenario, True), iot_enforcer(p, scenario, True)) for p in plans]
     iot_probes = [i for _, i in probes if i is not None]

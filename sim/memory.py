@@ -6,7 +6,7 @@ passes validation and dies with ``MemoryError`` (or the OOM killer) after second
 estimate over the limit into one :class:`~sim.errors.InputError` naming the estimate and the keys
 that drive it.
 
-What the world holds (see ``sim/world/mobile.py``, ``sim/meters.py``, ``sim/world/iot.py``): the
+What the world holds (see ``sim/world/mobile/world.py``, ``sim/meters.py``, ``sim/world/iot/fleet.py``): the
 mobile world steps one simulated day at a time, so its peak is **one day** of work -- that day's
 sessions (connection intervals) and message copies (recipients of every message, receipts, routing
 outcomes) as numpy arrays of a dozen fields -- plus what lives for the whole period: per-minute

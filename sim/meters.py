@@ -2,7 +2,7 @@
 
 The world (SimPy + numpy) reports what happens on the wire to a :class:`MeterBook`; the book keeps
 per-minute series and counters and turns them into a *usage document*: the same format that
-``sim price`` reads (see ``sim/usage.py``), plus a ``breakdown`` of bytes by category and the
+``sim price`` reads (see ``sim/pricing/usage.py``), plus a ``breakdown`` of bytes by category and the
 ``counts`` of connections, handshakes and messages.
 
 Billing rules implemented here (see ``../shared/reference/seeds.md``):

@@ -50,7 +50,7 @@ class Quota:
 
 def _byte_quota(plan, metric_name: str, amount: Decimal) -> tuple[str, float, str] | None:
     """(meter, bytes, aggregation) of a plan's quantity of ``metric_name``, when it is a plotted byte meter."""
-    from sim.plan import UNITS
+    from sim.pricing.plan import UNITS
 
     metric = plan.metrics[metric_name]
     dim, factor = UNITS.get(metric.unit, (None, Decimal(0)))
@@ -62,7 +62,7 @@ def _byte_quota(plan, metric_name: str, amount: Decimal) -> tuple[str, float, st
 def quotas_of(plans) -> list[Quota]:
     """The included quantities and free limits of ``plans`` (Plan objects, shipped names or plan files) on the
     byte meters the plots draw. A quota in GB is converted to bytes (GB = 10^9 bytes)."""
-    from sim.plan import load_plan
+    from sim.pricing.plan import load_plan
 
     out: list[Quota] = []
     for plan in plans:

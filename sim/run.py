@@ -2,7 +2,7 @@
 
 Bad input (scenario file, ``--set``, plan names) raises :class:`sim.errors.InputError` before
 anything is simulated or written. Pricing uses the plans listed in the scenario; the seed's payload
--only calculator (``sim.quote``) is printed beside each bill so the cost of overheads is visible.
+-only calculator (``sim.pricing.quote``) is printed beside each bill so the cost of overheads is visible.
 
 ``--out`` is checked before simulating (:func:`check_out_dir`), and so is the memory the run needs
 (:func:`sim.memory.check_memory`). The files are written into a fresh directory beside the target and
@@ -31,7 +31,7 @@ from sim.summary import enforcement_lines, summary_lines
 
 def _load_plans(names: list[str], source: str):
     """Load every plan named by the scenario (fails fast, before the run)."""
-    from sim.plan import load_plan
+    from sim.pricing.plan import load_plan
 
     plans = []
     for i, name in enumerate(names):

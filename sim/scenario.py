@@ -34,7 +34,7 @@ from sim import yamlio
 from sim.errors import InputError
 from sim.protocol import ProtocolConfig
 from sim.strict import StrictModel
-from sim.world.iot_config import IotFleetConfig
+from sim.world.iot.config import IotFleetConfig
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 DEFAULT_START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -83,7 +83,7 @@ class Simulation(Strict):
         1, ge=0, le=7, description="Days simulated before the period and discarded, so the period starts in "
         "steady state: connections up, phones in Doze, messages waiting in the store, as if the app had been "
         "running (nothing of the warm-up is billed). 1 day covers every state the mobile model carries except "
-        "copies waiting for users away for longer (assumption; see sim/world/mobile.py).",
+        "copies waiting for users away for longer (assumption; see sim/world/mobile/world.py).",
     )
 
     @model_validator(mode="before")
@@ -123,7 +123,7 @@ class Simulation(Strict):
     @classmethod
     def _zone_ok(cls, v: str | None) -> str | None:
         if v is not None:
-            from sim.period import parse_zone
+            from sim.pricing.period import parse_zone
 
             parse_zone(v)  # ValueError names the zone
         return v
@@ -306,7 +306,7 @@ class Push(Strict):
         0.0, description="Debounce: at most one wake per recipient per this interval on Android (0 = none beyond the "
         "wake itself). PF §4.1: FCM high-priority messages are delivered immediately, even in Doze, and are not "
         "rate-limited for apps in the Active bucket. A copy arriving while a wake is up is served by it, so a "
-        "conversation burst costs one wake (sim/world/push.py). Was 14,400 s, a calibration for independent recipients.",
+        "conversation burst costs one wake (sim/world/mobile/push.py). Was 14,400 s, a calibration for independent recipients.",
     )
     min_interval_ios_s: NonNegFloat = Field(
         1200.0, description="At most one wake per recipient per this interval on iOS: PF §4.2, Apple recommends at most "
@@ -481,7 +481,7 @@ class Scenario(Strict):
         default_factory=ProtocolConfig, description="Wire model (sim/protocol.py ProtocolConfig).",
     )
     iot: IotFleetConfig | None = Field(
-        None, description="Optional IoT tracker fleet (sim/world/iot_config.py IotFleetConfig).",
+        None, description="Optional IoT tracker fleet (sim/world/iot/config.py IotFleetConfig).",
     )
     plans: list[str] = Field(
         default_factory=list, description="Plans to price the usage against: plan names or plan file paths.",

@@ -20,11 +20,11 @@ import simpy
 
 import sim
 from sim.meters import MeterBook
-from sim.period import Period, zone_name
+from sim.pricing.period import Period, zone_name
 from sim.rng import Streams
 from sim.scenario import Scenario, scenario_dict
 from sim.world.enforcer import Enforcer
-from sim.world.mobile import MobileWorld
+from sim.world.mobile.world import MobileWorld
 
 DAY_S = 86_400
 
@@ -77,7 +77,7 @@ def simulate(scenario: Scenario, *, seed: int | None = None, progress: bool = Tr
     """Simulate ``scenario`` (``seed`` overrides ``scenario.seed``) and meter its usage.
 
     ``enforcer`` acts on the mobile world (e.g. :class:`sim.world.plan_enforcer.PlanEnforcer`);
-    ``iot_enforcer`` on the IoT fleet (an ``IotLimits``-like object, see :mod:`sim.world.iot`). Their
+    ``iot_enforcer`` on the IoT fleet (an ``IotLimits``-like object, see :mod:`sim.world.iot.fleet`). Their
     reports become the usage's ``enforcement`` section (the fleet's under ``enforcement.iot``).
     """
     seed = scenario.seed if seed is None else int(seed)
@@ -110,7 +110,7 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
     bar = _progress(world.total_days, progress, sc.name)
 
     def clock(env: simpy.Environment):
-        """The day clock: the world advances one day per tick (see sim.world.mobile)."""
+        """The day clock: the world advances one day per tick (see sim.world.mobile.world)."""
         for d in range(world.total_days):
             world.step(d)
             if bar is not None:
@@ -180,7 +180,7 @@ def _add_series(a: dict, b: Any) -> dict:
 
 
 def _run_iot(sc: Scenario, streams: Streams, book: MeterBook, start, days: int, enforcer) -> dict:
-    from sim.world.iot import simulate_fleet
+    from sim.world.iot.fleet import simulate_fleet
 
     return simulate_fleet(sc.iot, start=start, days=days, seed=streams.seed_sequence("iot"), book=book,
                           env=None, enforcer=enforcer) or {}

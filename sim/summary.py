@@ -85,7 +85,7 @@ def _duration(seconds: float) -> str:
 
 def _behaviour_lines(u: dict) -> list[str]:
     """How the app's users behaved: connections per daily active user, wake-ups, delivery latency."""
-    from sim.world.messaging import latency_quantiles
+    from sim.world.mobile.messaging import latency_quantiles
     from sim.world.timeline import CAUSES
 
     counts = u.get("counts", {})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sim.plan import load_plan, plan_from_dict
-from sim.pricing import price
-from sim.usage import usage_from_dict
+from sim.pricing.plan import load_plan, plan_from_dict
+from sim.pricing.pricing import price
+from sim.pricing.usage import usage_from_dict
 
 NOV = {"start": "2026-11-01", "end": "2026-12-01"}   # 30 days, 43,200 minutes
 GB = 10**9

@@ -261,8 +261,8 @@ def test_quote_arguments(capsys, args, fragments):
 
 def test_quote_python_api_refuses_non_finite_and_bool():
     from sim.errors import InputError
-    from sim.plan import load_plan
-    from sim.quote import quote
+    from sim.pricing.plan import load_plan
+    from sim.pricing.quote import quote
 
     for kw, field in ((dict(mau=True), "--mau"), (dict(size=float("nan")), "--size"), (dict(messages=-1), "--messages")):
         with pytest.raises(InputError) as e:

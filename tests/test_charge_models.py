@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import D, plan_with, usage
 
-from sim.pricing import price
+from sim.pricing.pricing import price
 
 TIERS = [{"up_to": 100, "unit_price": "1.00"},
          {"up_to": 1000, "unit_price": "0.50", "flat_fee": "10"},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sim.comparison import cheapest_usable, comparison_rows, mobile_enforcer, run_plans
-from sim.plan import load_plan
+from sim.pricing.plan import load_plan
 from sim.scenario import load_scenario
 from sim.simulate import simulate
 

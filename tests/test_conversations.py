@@ -16,7 +16,7 @@ from sim.rng import Streams
 from sim.scenario import load_scenario
 from sim.simulate import simulate
 from sim.world import conversations as conv
-from sim.world.messaging import LATENCY_KEYS, latency_histogram, latency_quantiles
+from sim.world.mobile.messaging import LATENCY_KEYS, latency_histogram, latency_quantiles
 from sim.world.population import Population
 from sim.world.timeline import KEY
 
@@ -70,7 +70,7 @@ def test_group_fanout_mean_is_calibrated():
 @pytest.fixture(scope="module")
 def captured():
     """One small chat-app run, recording every batch of copies with its originated messages."""
-    import sim.world.mobile as mobile
+    import sim.world.mobile.world as mobile
 
     seen, threads = [], []
     orig_fan, orig_one = mobile.fan_out, conv.one_to_one

@@ -101,7 +101,7 @@ def test_the_test_sees_a_start_transient_without_warm_up():
 def test_the_test_sees_push_throttle_state_lost_at_midnight(monkeypatch):
     # injected fault: the world forgets at midnight which throttle slots already had their wake-up (as the
     # model did before): every recipient woken late in the evening is woken again by the first copy after 00:00
-    import sim.world.mobile as mobile
+    import sim.world.mobile.world as mobile
 
     orig = mobile.MobileWorld.step
 

@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
-from sim.plan import load_plan
-from sim.pricing import price
+from sim.pricing.plan import load_plan
+from sim.pricing.pricing import price
 from sim.scenario import load_scenario
 from sim.simulate import simulate
-from sim.usage import usage_from_dict
+from sim.pricing.usage import usage_from_dict
 from sim.world.enforcer import Enforcer
 from sim.world.plan_enforcer import PlanEnforcer
 

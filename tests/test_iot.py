@@ -1,4 +1,4 @@
-"""The IoT tracker fleet (sim/world/iot.py): closed-form counts, exact wire bytes, buffers, limits."""
+"""The IoT tracker fleet (sim/world/iot/fleet.py): closed-form counts, exact wire bytes, buffers, limits."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from sim.meters import MeterBook
 from sim.protocol import Protocol, ProtocolConfig
-from sim.world.iot import IotFleetConfig, IotLimits, simulate_fleet
+from sim.world.iot.fleet import IotFleetConfig, IotLimits, simulate_fleet
 
 START = datetime(2026, 11, 1)
 QUIET = {"drops_per_device_per_day": 0.0, "payload_bytes": (100, 100)}

@@ -1,4 +1,4 @@
-"""A plan's restriction table acting on the IoT fleet (sim/world/iot_enforcer.py), with real numbers."""
+"""A plan's restriction table acting on the IoT fleet (sim/world/iot/enforcer.py), with real numbers."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from sim.meters import MeterBook
-from sim.plan import load_plan
-from sim.restrictions import Restriction
-from sim.world.iot import IotFleetConfig, _Fleet, simulate_fleet
-from sim.world.iot_enforcer import IotPlanLimits
+from sim.pricing.plan import load_plan
+from sim.pricing.restrictions import Restriction
+from sim.world.iot.fleet import IotFleetConfig, _Fleet, simulate_fleet
+from sim.world.iot.enforcer import IotPlanLimits
 
 START = datetime(2026, 11, 1)
 QUIET = {"drops_per_device_per_day": 0.0, "payload_bytes": (100, 100)}

@@ -12,12 +12,12 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from sim.plan import load_plan
-from sim.pricing import price
+from sim.pricing.plan import load_plan
+from sim.pricing.pricing import price
 from sim.rng import Streams
 from sim.scenario import validate_scenario
 from sim.simulate import simulate
-from sim.usage import usage_from_dict
+from sim.pricing.usage import usage_from_dict
 from sim.world.population import Population
 
 

@@ -61,7 +61,7 @@ def test_real_iot_storm_attempts_match_handshakes():
     # 150 trackers for a day under flespi-free: refused attempts pay handshakes, so the extra connection attempts
     # are exactly the extra handshakes (full + resumed), and positive.
     from sim.comparison import run_plans
-    from sim.plan import load_plan
+    from sim.pricing.plan import load_plan
     from sim.scenario import load_scenario
 
     sc = load_scenario("scenarios/iot-trackers.yaml", ["simulation.days=1", "iot.devices=150"])

@@ -8,9 +8,9 @@ from helpers import GB, usage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.bill import cents
-from sim.plan import load_plan, plan_from_dict
-from sim.pricing import price
+from sim.pricing.bill import cents
+from sim.pricing.plan import load_plan, plan_from_dict
+from sim.pricing.pricing import price
 
 SHIPPED = ["mesibo-cloud", "mesibo-cloud-example", "mesibo-onprem", "mesibo-free", "flespi-commercial", "flespi-free"]
 byte_amounts = st.floats(min_value=0, max_value=50 * GB, allow_nan=False)

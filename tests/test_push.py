@@ -7,7 +7,7 @@ import numpy as np
 from sim.rng import Streams
 from sim.scenario import validate_scenario
 from sim.world.population import ANDROID, IOS, Population
-from sim.world.push import PushState, wake_intervals
+from sim.world.mobile.push import PushState, wake_intervals
 
 
 def two_users():

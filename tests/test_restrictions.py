@@ -6,7 +6,7 @@ import pytest
 from helpers import GB
 
 from sim.errors import InputError
-from sim.plan import load_plan, plan_from_dict
+from sim.pricing.plan import load_plan, plan_from_dict
 
 # The IoT seed's "Platform restrictions" table: (row, Free, Commercial, action).
 TABLE = [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from helpers import GB, D, amounts, bill
 
-from sim.plan import load_plan
-from sim.quote import quote
+from sim.pricing.plan import load_plan
+from sim.pricing.quote import quote
 
 
 def test_messaging_worked_example_is_80_90():

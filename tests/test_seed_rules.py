@@ -10,8 +10,8 @@ import pytest
 from helpers import GB, D, amounts, bill
 
 from sim.meters import MeterBook
-from sim.plan import load_plan
-from sim.quote import quote
+from sim.pricing.plan import load_plan
+from sim.pricing.quote import quote
 
 UTC = ZoneInfo("UTC")
 

@@ -132,7 +132,7 @@ def check_design(study) -> None:
 
 
 def load_plans(study, scenario: Scenario) -> list:
-    from sim.plan import load_plan
+    from sim.pricing.plan import load_plan
 
     names = study.plans if study.plans is not None else scenario.plans
     if not names:

@@ -54,7 +54,7 @@ def process_pool(n: int) -> Executor:
         else "spawn"
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["sim.experiments.worker", "sim.comparison", "sim.simulate", "sim.pricing"])
+        ctx.set_forkserver_preload(["sim.experiments.worker", "sim.comparison", "sim.simulate", "sim.pricing.pricing"])
     return ProcessPoolExecutor(max_workers=n, mp_context=ctx)
 
 

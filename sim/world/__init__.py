@@ -1,4 +1,4 @@
-"""The simulated world: mobile chat clients (this package) and IoT trackers (:mod:`sim.world.iot`).
+"""The simulated world: mobile chat clients (this package) and IoT trackers (:mod:`sim.world.iot.fleet`).
 
 Data flows one way: scenario -> world -> :class:`sim.meters.MeterBook` -> usage document. The world
 knows nothing of prices; a plan's limits act on it only through :class:`sim.world.enforcer.Enforcer`.

@@ -13,7 +13,7 @@ and the free limits / notification thresholds as plain numbers); it knows no pri
   world charges its upload and the platform's error reply; conservation is over final outcomes.
 * **Notifications** (FAQ "What happens if my apps exceed the limits"): when cumulative usage of a
   watched meter crosses each threshold (50 %, 75 %) of its free limit / included quantity. The times
-  reported at the end (:meth:`finish`) are computed from the final usage meters with ``sim.metering``
+  reported at the end (:meth:`finish`) are computed from the final usage meters with ``sim.pricing.metering``
   itself (quantities, not money), so they equal the bill's.
 * **Throttling** ("We will throttle ... only if you do not take any action after these notifications";
   plan ``throttling``): once usage passes 100 % of a free limit and ``grace`` has passed since that
@@ -50,8 +50,8 @@ from decimal import Decimal
 
 import numpy as np
 
-from sim.metering import first_reach, measure_metric, progress_of
-from sim.plan import Metric
+from sim.pricing.metering import first_reach, measure_metric, progress_of
+from sim.pricing.plan import Metric
 from sim.world.enforcer import REJECT_REASONS, Admission, Enforcer
 from sim.world.rate_limit import admit_per_second
 
@@ -75,7 +75,7 @@ class Watch:
         return self.spec.meter
 
     def progress(self, values: np.ndarray) -> np.ndarray:
-        """The metric's value so far at the end of each minute, in its unit (sim.metering's rule)."""
+        """The metric's value so far at the end of each minute, in its unit (sim.pricing.metering's rule)."""
         p = progress_of(np.asarray(values, dtype=np.float64), self.spec.aggregation)
         return p * float(self.spec.factor) if self.spec.factor != 1 else p
 
@@ -121,7 +121,7 @@ class PlanEnforcer(Enforcer):
     # -- construction ------------------------------------------------------------------------------
     @classmethod
     def from_plan(cls, plan, users: int, book=None, dry_run: bool = False, **kw) -> PlanEnforcer:
-        """The runtime parts of ``plan`` (a :class:`sim.plan.Plan`) for an app of ``users`` registered users.
+        """The runtime parts of ``plan`` (a :class:`sim.pricing.plan.Plan`) for an app of ``users`` registered users.
 
         ``book`` (a :class:`sim.meters.MeterBook`), if given, fixes the period now; otherwise the world
         tells the enforcer when the run begins. ``kw``: ``retries``, ``backoff_s``.
@@ -147,7 +147,7 @@ class PlanEnforcer(Enforcer):
             thresholds = tuple(plan.notifications.thresholds)
         grace, trate = None, None
         if plan.throttling is not None:
-            from sim.period import Interval
+            from sim.pricing.period import Interval
 
             grace = Interval.parse(plan.throttling.grace).seconds
             trate = float(plan.throttling.messages_per_second)
@@ -264,7 +264,7 @@ class PlanEnforcer(Enforcer):
         """Notifications from the final usage meters, metered as the bill meters them (so equal to the bill's)."""
         if not self.notify or self.start is None or not self.minutes:
             return
-        from sim.usage import usage_from_dict
+        from sim.pricing.usage import usage_from_dict
 
         period = {"start": self._iso(0), "end": self._iso(self._period_s())}
         out: dict[tuple[str, float], float | None] = {}

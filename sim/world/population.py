@@ -17,7 +17,7 @@ rescales the same normal draws.
 
 Not stable under a change of ``users``: the contact graph (:mod:`sim.world.conversations` draws it over
 all active users at once), and the per-day draws of the world (sessions, messages, pushes in
-:mod:`sim.world.mobile` and its submodules are drawn as arrays over all users of a day).
+:mod:`sim.world.mobile.world` and its submodules are drawn as arrays over all users of a day).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A plan's restriction table acting on the IoT fleet (IoT seed 004, "Platform restrictions").
 
 Both sides of the fleet's limits live here: :class:`IotLimits` is the contract, the limit attributes
-the fleet engine (:mod:`sim.world.iot`) reads from its ``enforcer``; :class:`IotPlanLimits` is the
-``enforcer`` :func:`sim.world.iot.simulate_fleet` takes in a run. It is built from
+the fleet engine (:mod:`sim.world.iot.fleet`) reads from its ``enforcer``; :class:`IotPlanLimits` is the
+``enforcer`` :func:`sim.world.iot.fleet.simulate_fleet` takes in a run. It is built from
 ``plan.restrictions`` only (the world knows no prices) and records what the limits did, in
 :attr:`IotPlanLimits.report`.
 
@@ -63,8 +63,8 @@ class IotLimits:
     (each attempt pays a handshake). Devices reconnect on their back-off schedule: the reconnect storm.
     ``notify(event, **info)`` if present is called for each suspension.
 
-    The other fields act as described in :mod:`sim.world.iot_enforcer`, whose
-    :class:`~sim.world.iot_enforcer.IotPlanLimits` builds them from a plan and records the report.
+    The other fields act as described in :mod:`sim.world.iot.enforcer`, whose
+    :class:`~sim.world.iot.enforcer.IotPlanLimits` builds them from a plan and records the report.
     """
 
     channel_messages_per_minute: int | None = None

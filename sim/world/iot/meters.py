@@ -1,11 +1,11 @@
 """What a finished IoT fleet run reports: wire bytes, levels, counts and usage-file meters.
 
-The fleet engine (:mod:`sim.world.iot`) decides per minute what is sent, received, rejected and when
+The fleet engine (:mod:`sim.world.iot.fleet`) decides per minute what is sent, received, rejected and when
 connections go down and up; this module turns that into the :class:`~sim.meters.MeterBook` entries
 (bytes by category from exact protocol sizes, the ``iot_connections`` and ``iot_stored_bytes`` levels,
 the ``iot_*`` counts with their conservation) and the element meters a usage file bills, and passes
 the losses on to the enforcer's report. The platform's buffers it uses are in
-:mod:`sim.world.iot_platform`.
+:mod:`sim.world.iot.platform`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sim.meters import MeterBook
-from sim.world.iot_platform import _buffer, device_buffer_discards, platform_reads
+from sim.world.iot.platform import _buffer, device_buffer_discards, platform_reads
 
 if TYPE_CHECKING:
-    from sim.world.iot import _Fleet
+    from sim.world.iot.fleet import _Fleet
 
 I64 = np.int64
 

@@ -2,8 +2,8 @@
 
 The steps, each in its own module (Lago/OpenMeter's split):
 
-1. metering (``sim/metering.py``): each metric's quantity, with derivations and rounding;
-2. rating (``sim/rating.py``): included quantity first, then the charge model on the rest;
+1. metering (``sim/pricing/metering.py``): each metric's quantity, with derivations and rounding;
+2. rating (``sim/pricing/rating.py``): included quantity first, then the charge model on the rest;
 3. invoice adjustments (here): base fee, add-ons, then the minimum-commitment true-up line;
 4. hard limits -> violations, thresholds -> notifications (reported; the bill is still computed).
 
@@ -24,12 +24,12 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sim.bill import Bill, BillLine, Notification, Violation, cents, quantity_text
+from sim.pricing.bill import Bill, BillLine, Notification, Violation, cents, quantity_text
 from sim.errors import InputError
-from sim.metering import Measurement, measure
-from sim.plan import Plan
-from sim.rating import rate
-from sim.usage import Usage
+from sim.pricing.metering import Measurement, measure
+from sim.pricing.plan import Plan
+from sim.pricing.rating import rate
+from sim.pricing.usage import Usage
 
 
 def price(usage: Usage, plan: Plan, addons: Iterable[str] = (), apply_minimum: bool = True) -> Bill:

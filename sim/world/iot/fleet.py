@@ -3,33 +3,33 @@
 This module is the fleet engine: ``_Fleet`` runs the period in chunks of minutes, with roll-back on a
 suspension, and :func:`simulate_fleet` is the entry point. Each other concept has its own module:
 
-* **Configuration** (``iot_config``): :class:`IotFleetConfig`, every parameter with its default and
+* **Configuration** (``config``): :class:`IotFleetConfig`, every parameter with its default and
   source ("PF §x" = ``shared/reference/protocol-facts.md``; *assumption* = no source, so a parameter).
-* **Schedule** (``iot_schedule``): trackers report every 10-30 s while moving and every 300 s while
+* **Schedule** (``schedule``): trackers report every 10-30 s while moving and every 300 s while
   parked; trips follow a diurnal shape. Counts come from closed forms, so a month of a 10,000-device
   fleet is not 860 M events.
 * **Wire** (``sim.protocol``): exact MQTT 3.1.1 / 5 packet sizes over TLS and TCP/IP, PINGREQ/PINGRESP
   when a device has been silent for one keep-alive interval, full or resumed TLS handshakes.
-* **Links** (``iot_links``): cellular drops kill connections silently; devices notice, back off
+* **Links** (``links``): cellular drops kill connections silently; devices notice, back off
   (1 s doubling to 128 s) and reconnect, paying a handshake. QoS 0 messages sent into a dead link
   are lost; everything else waits on the device and is sent on reconnection.
-* **Platform** (``iot_platform``): each device has a buffer with a TTL; an application may read and
+* **Platform** (``platform``): each device has a buffer with a TTL; an application may read and
   clear all buffers every K minutes (the seed's storage tip). Storage is snapshotted every minute
   (seed: "snapshot the storage ... every minute and calculate the daily average").
-* **Limits acting on the world** (``iot_enforcer``: the :class:`IotLimits` contract and
+* **Limits acting on the world** (``enforcer``: the :class:`IotLimits` contract and
   ``IotPlanLimits`` built from a plan; the acting itself is here): a channel whose messages in a minute
   exceed its limit is suspended (all connections closed at the crossing, the excess messages rejected,
   reconnects rejected for ``suspend_s`` seconds, each paying a handshake: the reconnect storm the
   seed's "channel suspended for 1 minute" implies).
-* **Results** (``iot_meters``): the MeterBook bytes, levels and counts, and the usage-file meters.
+* **Results** (``meters``): the MeterBook bytes, levels and counts, and the usage-file meters.
 
 Conservation (checked by the tests)::
 
     sent = delivered + dropped + rejected + discarded + pending_on_device_at_end
     delivered = read + expired + in_buffer_at_end
 
-``IotFleetConfig``, ``IotLimits`` and ``DEFAULT_HOUR_WEIGHTS`` are re-exported here, so
-``from sim.world.iot import IotFleetConfig, IotLimits, simulate_fleet`` keeps working.
+``IotFleetConfig``, ``IotLimits`` and ``simulate_fleet`` are re-exported by the package:
+``from sim.world.iot import IotFleetConfig, IotLimits, simulate_fleet``.
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ import simpy
 
 from sim.meters import MeterBook
 from sim.protocol import Protocol
-from sim.world import iot_links as links
-from sim.world.iot_config import DEFAULT_HOUR_WEIGHTS, IotFleetConfig
-from sim.world.iot_enforcer import IotLimits
-from sim.world.iot_meters import write_meters
-from sim.world.iot_schedule import Segments, build_segments, split_by_minute, trips
+from sim.world.iot import links
+from sim.world.iot.config import DEFAULT_HOUR_WEIGHTS, IotFleetConfig
+from sim.world.iot.enforcer import IotLimits
+from sim.world.iot.meters import write_meters
+from sim.world.iot.schedule import Segments, build_segments, split_by_minute, trips
 
 __all__ = ["DEFAULT_HOUR_WEIGHTS", "IotFleetConfig", "IotLimits", "simulate_fleet"]
 
@@ -419,7 +419,7 @@ class _Fleet:
 
     # -- results --------------------------------------------------------------------------------------
     def write(self, book: MeterBook, seed: np.random.SeedSequence) -> dict:
-        """Write the results into ``book``; see :func:`sim.world.iot_meters.write_meters`."""
+        """Write the results into ``book``; see :func:`sim.world.iot.meters.write_meters`."""
         return write_meters(self, book, _child(seed, "payload"))
 
 

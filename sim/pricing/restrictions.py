@@ -1,6 +1,6 @@
 """Runtime restrictions: the limits a plan enforces *while the application runs*.
 
-The bill (``sim/pricing.py``) is one half of what a plan does; the other half is what it does to the
+The bill (``sim/pricing/pricing.py``) is one half of what a plan does; the other half is what it does to the
 application: the IoT seed suspends a channel for a minute when its messages per minute exceed the
 limit (closing every connection on it), discards new messages when a device buffer is full, drops
 MQTT sessions past the limit; the messaging seed rate-limits messages per second and throttles an
@@ -73,7 +73,7 @@ class Restriction(BaseModel):
         if self.action == "suspend" and not self.duration:
             raise ValueError("a suspension needs a duration (e.g. 1min)")
         if self.duration is not None:
-            from sim.period import Interval
+            from sim.pricing.period import Interval
 
             interval = Interval.parse(self.duration)   # raises ValueError with the accepted forms
             if interval.daily:
@@ -82,7 +82,7 @@ class Restriction(BaseModel):
 
     @property
     def duration_s(self) -> int:
-        from sim.period import Interval
+        from sim.pricing.period import Interval
 
         return Interval.parse(self.duration).seconds if self.duration else 0
 

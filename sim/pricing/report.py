@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from tabulate import tabulate
 
-from sim.bill import Bill, quantity_text
+from sim.pricing.bill import Bill, quantity_text
 
 
 def lowest(totals: list[tuple[str, Decimal]]) -> tuple[str | None, list[str]]:
@@ -71,7 +71,7 @@ def bill_table(bill: Bill) -> str:
     """One bill, a line per item, then how each line was computed, violations, notifications and notes.
 
     Every quantity of a row is in the row's unit (a meter read in bytes and charged per GB shows GB; the bytes are
-    in the line's explanation); quantities are clean (:func:`sim.bill.clean`)."""
+    in the line's explanation); quantities are clean (:func:`sim.pricing.bill.clean`)."""
     rows = [[line.item, quantity_text(line.measured, line.unit), line.aggregation or "",
              quantity_text(line.quantity, line.unit), quantity_text(line.included, line.unit),
              quantity_text(line.billable, line.unit), line.unit or "",

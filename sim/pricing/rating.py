@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 
-from sim.bill import quantity_text
-from sim.plan import Charge
+from sim.pricing.bill import quantity_text
+from sim.pricing.plan import Charge
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,13 @@ from datetime import timedelta
 import numpy as np
 
 from sim.meters import BILLED_OUTBOUND, MeterBook
-from sim.period import Period
+from sim.pricing.period import Period
 from sim.rng import Streams
 from sim.scenario import Scenario
-from sim.world.calls import call_intervals, draw_calls, meter_calls
+from sim.world.mobile.calls import call_intervals, draw_calls, meter_calls
 from sim.world.connections import DAY_MS, MINUTE_MS, ConnectionMeter, settle
 from sim.world.enforcer import REJECT_REASONS, Admission, Enforcer, Shifted
-from sim.world.messaging import (
+from sim.world.mobile.messaging import (
     DELIVERED_LATER,
     DELIVERED_NOW,
     DELIVERY_RECEIPT,
@@ -60,8 +60,8 @@ from sim.world.messaging import (
 )
 from sim.world.os_model import DozeTemplate, background_windows, linger_ms
 from sim.world.population import Population
-from sim.world.push import PushState, wake_intervals
-from sim.world.sessions import Sessions, diurnal_cdf, draw_sessions
+from sim.world.mobile.push import PushState, wake_intervals
+from sim.world.mobile.sessions import Sessions, diurnal_cdf, draw_sessions
 from sim.world.timeline import (
     BACKGROUND,
     FOREGROUND,
@@ -531,7 +531,7 @@ class MobileWorld:
 
     def _latency(self, delay_ms: np.ndarray) -> None:
         """Delivery-latency histogram of message copies (``latency_*`` counts; read with
-        :func:`sim.world.messaging.latency_quantiles`)."""
+        :func:`sim.world.mobile.messaging.latency_quantiles`)."""
         for key, k in zip(LATENCY_KEYS, latency_histogram(delay_ms), strict=True):
             self._count(key, int(k))
 

@@ -5,9 +5,9 @@ may read and clear all buffers every K minutes (the seed's storage tip), and sto
 every minute (seed: "snapshot the storage ... every minute and calculate the daily average"). A plan
 may cap a device's buffer (new messages discarded) and suspend the platform's REST API (reads inside
 the suspension rejected). These are what happens to messages after the platform received them, so
-they live here, apart from the fleet engine (:mod:`sim.world.iot`) that decides what is received.
+they live here, apart from the fleet engine (:mod:`sim.world.iot.fleet`) that decides what is received.
 
-``platform_reads`` and ``device_buffer_discards`` run on a finished :class:`sim.world.iot._Fleet` (its
+``platform_reads`` and ``device_buffer_discards`` run on a finished :class:`sim.world.iot.fleet._Fleet` (its
 per-minute arrivals, outages and enforcer); ``_buffer`` turns deliveries into the storage level and
 message fates.
 """
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from sim.world.iot import _Fleet
+    from sim.world.iot.fleet import _Fleet
 
 I64 = np.int64
 

@@ -12,7 +12,7 @@ once if connected at the send time; otherwise dropped (store flag off) or stored
 start of the recipient's next connection, expired at its TTL, or still pending when the day ends. The
 pending pool is re-routed on later days, so outcomes only become final when their time has been
 simulated; conservation ``sent = delivered + pending + expired + dropped`` holds exactly (with a plan's
-limits acting, ``+ rejected + discarded``: see :mod:`sim.world.mobile`).
+limits acting, ``+ rejected + discarded``: see :mod:`sim.world.mobile.world`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sim.scenario import Messaging
 from sim.world import conversations
 from sim.world.distributions import lognormal_mean_one
 from sim.world.population import Population
-from sim.world.sessions import Sessions
+from sim.world.mobile.sessions import Sessions
 from sim.world.timeline import KEY, NEVER, Intervals, locate
 
 MSG, DELIVERY_RECEIPT, READ_RECEIPT = 0, 1, 2

@@ -30,7 +30,7 @@ import numpy as np
 
 from sim import yamlio
 from sim.errors import InputError
-from sim.period import Interval, Period, parse_time, parse_zone
+from sim.pricing.period import Interval, Period, parse_time, parse_zone
 
 PASSTHROUGH_SECTIONS = ("activity", "breakdown", "counts", "enforcement", "run")
 _TOP_KEYS = ("period", "meters", *PASSTHROUGH_SECTIONS)

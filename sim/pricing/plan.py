@@ -2,7 +2,7 @@
 
 A plan names *metrics* (how a usage meter becomes a quantity), *charges* (how a quantity becomes
 money), plan-level fees, hard *limits*, *notifications* and optional *add-ons*. Shipped plans are
-YAML files in ``sim/plans/``; ``--plan`` takes one of their names or a path to any plan file. Every
+YAML files in ``sim/pricing/plans/``; ``--plan`` takes one of their names or a path to any plan file. Every
 field is described in the README ("Plan files") and in the shipped plans' comments.
 
 Unknown keys anywhere are errors: a misspelt ``inclded`` must not silently bill the free tier.
@@ -24,7 +24,7 @@ from pydantic import (
 
 from sim import yamlio
 from sim.errors import InputError
-from sim.restrictions import Restriction, Throttling
+from sim.pricing.restrictions import Restriction, Throttling
 from sim.strict import StrictModel
 
 PLANS_DIR = Path(__file__).parent / "plans"
@@ -225,7 +225,7 @@ class Plan(_Strict):
     notifications: Notifications | None = None
     addons: dict[str, AddOn] = {}
     billing_terms: BillingTerms | None = None
-    restrictions: dict[str, Restriction] = Field({}, description="runtime limits the world enforces (sim/restrictions.py)")
+    restrictions: dict[str, Restriction] = Field({}, description="runtime limits the world enforces (sim/pricing/restrictions.py)")
     throttling: Throttling | None = None
     path: str = Field("", exclude=True, description="file the plan was read from (set by the loader)")
 

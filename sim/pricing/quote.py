@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-from sim.bill import Bill
+from sim.pricing.bill import Bill
 from sim.errors import InputError
-from sim.period import Period
-from sim.plan import Plan
-from sim.pricing import price
-from sim.usage import MAX_TOTAL, Usage
+from sim.pricing.period import Period
+from sim.pricing.plan import Plan
+from sim.pricing.pricing import price
+from sim.pricing.usage import MAX_TOTAL, Usage
 
 
 def _check(name: str, value) -> None:

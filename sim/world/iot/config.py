@@ -1,6 +1,6 @@
 """The IoT tracker fleet's configuration: what a scenario's ``iot:`` section may say.
 
-It exists apart from the engine (:mod:`sim.world.iot`) so that a newcomer finds every parameter of the
+It exists apart from the engine (:mod:`sim.world.iot.fleet`) so that a newcomer finds every parameter of the
 fleet -- elements, behaviour, protocol, cellular links, platform buffers -- with its default and its
 source in one place, and so that :mod:`sim.scenario` can validate a scenario without the engine.
 Defaults cite ``shared/reference/protocol-facts.md`` as "PF §x"; values marked *assumption* have no

@@ -65,7 +65,7 @@ def draw_sessions(rng: np.random.Generator, pop: Population, users: np.ndarray, 
 
     ``utc_at_zero_ms``: UTC time of day at world time 0 (a period may start at any minute), so that a
     user's local evening falls on the right UTC hours whatever the period's start. ``prompted``: per
-    user, launches a day that notifications prompt (:class:`sim.world.push.PushState`); they are part
+    user, launches a day that notifications prompt (:class:`sim.world.mobile.push.PushState`); they are part
     of the user's launch rate, so the spontaneous ones drawn here are fewer by as many.
     """
     mult = pop.session_mult[users]  # per-user habit (log-normal, mean 1): light and heavy users

@@ -31,11 +31,11 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 import numpy as np
 
-from sim.bill import quantity_text
+from sim.pricing.bill import quantity_text
 from sim.errors import InputError
-from sim.period import Interval, Period
-from sim.plan import Metric, Plan
-from sim.usage import IdSeries, MeterValue, Series, Usage
+from sim.pricing.period import Interval, Period
+from sim.pricing.plan import Metric, Plan
+from sim.pricing.usage import IdSeries, MeterValue, Series, Usage
 
 QUANTUM = Decimal("1e-9")
 _ROUNDING = {"ceil": ROUND_CEILING, "floor": ROUND_FLOOR, "half_up": ROUND_HALF_UP}

@@ -22,7 +22,7 @@ def cents(amount: Decimal) -> Decimal:
 UNIT_PLACES = {"bytes": 0, "B": 0, "KB": 3, "MB": 6, "GB": 9, "TB": 9, "KiB": 3, "MiB": 6, "GiB": 9}
 #: Significant digits shown: a float sum carries ~15-16, so 401,739,214.9999999 (float noise) shows as 401,739,215.
 SIGNIFICANT = 12
-MAX_PLACES = 9                     # quantities are carried to 10^-9 of their unit (sim/metering.py)
+MAX_PLACES = 9                     # quantities are carried to 10^-9 of their unit (sim/pricing/metering.py)
 
 
 def clean(d: Decimal | None, unit: str | None = None) -> Decimal | None:
