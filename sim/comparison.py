@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from sim.pricing.bill import Bill
 from sim.meters import BILLED_OUTBOUND
+from sim.pricing.bill import Bill
 from sim.world.enforcer import Enforcer
 
 #: Counters compared between a plan's run and the unrestricted run (what a storm adds).
@@ -298,8 +298,8 @@ def run_plans(scenario, plans, *, seed: int | None = None, progress: bool = True
     """
     from sim.pricing.pricing import price
     from sim.pricing.quote import quote
-    from sim.simulate import simulate
     from sim.pricing.usage import usage_from_dict
+    from sim.simulate import simulate
 
     probes = [(mobile_enforcer(p, scenario, True), iot_enforcer(p, scenario, True)) for p in plans]
     iot_probes = [i for _, i in probes if i is not None]

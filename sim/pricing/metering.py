@@ -31,8 +31,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 import numpy as np
 
-from sim.pricing.bill import quantity_text
 from sim.errors import InputError
+from sim.pricing.bill import quantity_text
 from sim.pricing.period import Interval, Period
 from sim.pricing.plan import Metric, Plan
 from sim.pricing.usage import IdSeries, MeterValue, Series, Usage

@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sim.pricing.bill import Bill, BillLine, Notification, Violation, cents, quantity_text
 from sim.errors import InputError
+from sim.pricing.bill import Bill, BillLine, Notification, Violation, cents, quantity_text
 from sim.pricing.metering import Measurement, measure
 from sim.pricing.plan import Plan
 from sim.pricing.rating import rate

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-from sim.pricing.bill import Bill
 from sim.errors import InputError
+from sim.pricing.bill import Bill
 from sim.pricing.period import Period
 from sim.pricing.plan import Plan
 from sim.pricing.pricing import price

@@ -105,15 +105,26 @@ class ConnectionMeter:
         prev_end = np.where(has_prev, tl.end[pc], self.last_end[user])
         within = (start - prev_end) <= int(self.net.ticket_lifetime_s * 1000)
         resumed = within & self.tickets_on & (rng.random(idx.size) < self.net.tls_resumption_probability)
+        self.record_open(user, start, tl.cause[idx], resumed)
+        tl.opened[idx] = True
+
+    def record_open(self, user: np.ndarray, start: np.ndarray, cause: np.ndarray, resumed: np.ndarray) -> None:
+        """Meter connections opened at ``start`` (sorted by user, then start) with their handshakes decided.
+
+        Both engines come here: the fast one after drawing the resumptions of a day's intervals, the
+        events one with what its clients did.
+        """
+        if user.size == 0:
+            return
         minute = start // MINUTE_MS
         self.full += np.bincount(minute[~resumed], minlength=self.minutes)[: self.minutes]
         self.resumed += np.bincount(minute[resumed], minlength=self.minutes)[: self.minutes]
         self.connects += np.bincount(minute, minlength=self.minutes)[: self.minutes]
-        self._count("connections", idx.size)
+        self._count("connections", user.size)
         if self.tls_on:
             self._count("full_handshakes", int((~resumed).sum()))
             self._count("resumed_handshakes", int(resumed.sum()))
-        causes = np.bincount(tl.cause[idx], minlength=len(CAUSES))
+        causes = np.bincount(cause, minlength=len(CAUSES))
         for name, c in zip(CAUSES, causes, strict=True):
             self._count(f"connections_{name}", int(c))
         day = self.day_of(start)
@@ -125,24 +136,36 @@ class ConnectionMeter:
             ok = day >= 0
             self.active_day[day[ok], user[ok]] = True
         # MAU: the first connection of each user not seen before, at its minute
-        first_of_user = np.ones(idx.size, dtype=bool)
+        first_of_user = np.ones(user.size, dtype=bool)
         first_of_user[1:] = user[1:] != user[:-1]
         new = first_of_user & ~self.seen[user]
         self.mau_first += np.bincount(minute[new], minlength=self.minutes)[: self.minutes]
         self.seen[user[new]] = True
-        tl.opened[idx] = True
 
     # -- closing -------------------------------------------------------------------------------------
     def close(self, tl: Intervals, idx: np.ndarray, rng: np.random.Generator, at_period_end: bool = False) -> None:
         """Close the (opened) intervals ``tl[idx]`` whose end is final."""
         if idx.size == 0:
             return
-        user = tl.user[idx]
-        start = tl.start[idx]
-        end = np.minimum(tl.end[idx], self.end_ms)
+        grace = None if at_period_end else rng.random(idx.size) < self.net.graceful_close_fraction
+        self.record_close(tl.user[idx], tl.start[idx], tl.end[idx], grace)
+
+    def record_close(self, user: np.ndarray, start: np.ndarray, end_ms: np.ndarray, graceful: np.ndarray | None,
+                     keepalives: np.ndarray | None = None) -> None:
+        """Meter connections ``[start, end)`` whose end is final; ``graceful`` None: still open at the
+        period's end (no teardown). ``keepalives``: heartbeat exchanges per connection (default: one
+        per ``heartbeat_s`` of its life, what the default client does)."""
+        if user.size == 0:
+            return
+        end = np.minimum(end_ms, self.end_ms)
         hb = self.net.heartbeat_s
-        if hb > 0:
+        if keepalives is not None:
+            cycles = np.asarray(keepalives, dtype=np.int64)
+        elif hb > 0:
             cycles = (end - start) // int(hb * 1000)
+        else:
+            cycles = None
+        if cycles is not None:
             spread(self.keepalive_diff, start, end, cycles.astype(np.float64))
             self._count("keepalives", int(cycles.sum()))
         a = np.minimum((start + MINUTE_MS - 1) // MINUTE_MS, self.minutes)
@@ -154,13 +177,13 @@ class ConnectionMeter:
         multi = np.flatnonzero(d1 > d0)
         for i in multi:  # connections spanning midnight (few): mark the later days too
             self.active_day[max(d0[i] + 1, 0) : d1[i] + 1, user[i]] = True
-        if not at_period_end:
-            grace = rng.random(idx.size) < self.net.graceful_close_fraction
+        if graceful is not None:
+            grace = np.asarray(graceful, dtype=bool)
             g_min = (end[grace] // MINUTE_MS).astype(np.int64)
             self.graceful += np.bincount(g_min, minlength=self.minutes)[: self.minutes]
             self._count("graceful_disconnects", int(grace.sum()))
             self._count("silent_disconnects", int((~grace).sum()))
-            np.maximum.at(self.last_end, user, tl.end[idx])
+            np.maximum.at(self.last_end, user, end_ms)
 
     # -- concurrency -------------------------------------------------------------------------------
     def sweep(self, tl: Intervals, lo: int, hi: int) -> None:

@@ -25,8 +25,8 @@ from sim.meters import MeterBook
 from sim.scenario import Calls
 from sim.world.connections import MINUTE_MS, settle, spread
 from sim.world.distributions import lognormal_mean_one
-from sim.world.population import Population
 from sim.world.mobile.sessions import Sessions
+from sim.world.population import Population
 from sim.world.timeline import CALL, Intervals
 
 SIGNAL_KEYS = ("payload", "app_protocol", "tls_record", "tcpip")

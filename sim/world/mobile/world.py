@@ -36,17 +36,16 @@ from sim.meters import BILLED_OUTBOUND, MeterBook
 from sim.pricing.period import Period
 from sim.rng import Streams
 from sim.scenario import Scenario
-from sim.world.mobile.calls import call_intervals, draw_calls, meter_calls
-from sim.world.connections import DAY_MS, MINUTE_MS, ConnectionMeter, settle
+from sim.world.connections import DAY_MS, MINUTE_MS, ConnectionMeter
 from sim.world.enforcer import REJECT_REASONS, Admission, Enforcer, Shifted
+from sim.world.message_meter import MessageMeter
+from sim.world.mobile.calls import call_intervals, draw_calls, meter_calls
 from sim.world.mobile.messaging import (
     DELIVERED_LATER,
     DELIVERED_NOW,
     DELIVERY_RECEIPT,
     DISCARDED,
     DROPPED,
-    EXPIRED,
-    LATENCY_KEYS,
     MSG,
     PENDING,
     READ_RECEIPT,
@@ -55,13 +54,12 @@ from sim.world.mobile.messaging import (
     Routed,
     draw_messages,
     fan_out,
-    latency_histogram,
     route,
 )
-from sim.world.os_model import DozeTemplate, background_windows, linger_ms
-from sim.world.population import Population
 from sim.world.mobile.push import PushState, wake_intervals
 from sim.world.mobile.sessions import Sessions, diurnal_cdf, draw_sessions
+from sim.world.os_model import DozeTemplate, background_windows, linger_ms
+from sim.world.population import Population
 from sim.world.timeline import (
     BACKGROUND,
     FOREGROUND,
@@ -122,18 +120,14 @@ class MobileWorld:
         self.pending = Copies.empty()
         self.unread = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
         self._to_read: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        n, m = self.pop.n, book.minutes
+        n = self.pop.n
         init = streams.generator("init")
         self.screen_off = -(init.random(n) * 8 * 3_600_000).astype(np.int64)
         self.stationary = init.random(n) < sc.os.android.stationary_probability
         horizon = self.period_end + 2 * DAY_MS
         self.tpl_light = DozeTemplate.build(sc.os.android, False, horizon)
         self.tpl_deep = DozeTemplate.build(sc.os.android, True, horizon)
-        self.stored_delta = np.zeros(m + 1)
-        self.stored_level = 0.0
-        self.msg_series = np.zeros(m)
-        self.orig_series = np.zeros(m)
-        self.deliv_series = np.zeros(m)
+        self.mm = MessageMeter(book, protocol, sc.messaging, self.counts)
         self.ttl_ms = None if sc.messaging.ttl_s is None else int(sc.messaging.ttl_s * 1000)
         self.enforcer.begin(start, self.days * 1440)
         self.timings: dict[str, float] = {}
@@ -234,7 +228,7 @@ class MobileWorld:
             suspended = True if len(copies) != n_before or self.counts.get("suspensions") else False
         if calls is not None:
             meter_calls(self.book, self.protocol, calls, sc.calls, self.counts)
-        self._meter_uploads(msgs)
+        self.mm.meter_uploads(msgs)
         self._lap("uploads")
 
         # route the copies still pending from earlier days, then today's (both sorted by recipient)
@@ -247,7 +241,7 @@ class MobileWorld:
             routed = route(tl, batch, ce, self.ttl_ms, known)
             if hooks and batch is copies:
                 self._storage_cap(batch, routed)
-            self._account(batch, routed)
+            self.mm.account(batch, routed)
             delivered = (batch.kind == MSG) & ((routed.outcome == DELIVERED_NOW) | (routed.outcome == DELIVERED_LATER))
             receipts.append(self._receipt_copies(batch, routed, delivered))
             still.append(batch.take(routed.outcome == PENDING))
@@ -258,8 +252,8 @@ class MobileWorld:
         if len(rc):
             rc = rc.sorted()
             rr = route(tl, rc, ce, self.ttl_ms)
-            self._meter_uploads_receipts(rc)
-            self._account(rc, rr)
+            self.mm.meter_uploads_receipts(rc)
+            self.mm.account(rc, rr)
             still.append(rc.take(rr.outcome == PENDING))
         self.pending = Copies.concat(still).sorted()
         self.pending.new[:] = False
@@ -360,7 +354,7 @@ class MobileWorld:
         reason = np.zeros(len(msgs), dtype=np.int8)
         reason[order] = reason_s
         if att.size:
-            self._refused_attempts(msgs.size[att], att_t)
+            self.mm.refused_attempts(msgs.size[att], att_t)
             self._count("message_retries", att.size - int((~keep).sum()))
         if isinstance(res, Admission):
             t = msgs.t.copy()
@@ -369,22 +363,8 @@ class MobileWorld:
         for code, name in enumerate(REJECT_REASONS, start=1):
             sel = reason == code
             if sel.any():
-                self._reject(name, int(sel.sum()), int(msgs.fanout[sel].sum()))
+                self.mm.reject(name, int(sel.sum()), int(msgs.fanout[sel].sum()))
         return msgs.take(keep)
-
-    def _reject(self, reason: str, messages: int, copies: int) -> None:
-        self._count("messages_rejected", messages)
-        self._count("messages_sent", copies)
-        self._count("rejected", copies)
-        self._count(f"rejected_{reason}", copies)
-
-    def _refused_attempts(self, sizes: np.ndarray, t: np.ndarray) -> None:
-        """A refused upload: its bytes in, and the platform's error reply out (an app-protocol message)."""
-        minute = t // MINUTE_MS
-        self._add_messages(sizes, minute, "in", receipt=False)
-        reply = np.full(sizes.size, int(round(self.sc.messaging.receipt_bytes)), dtype=np.int64)
-        self._add_messages(reply, minute, "out", receipt=True)
-        self._count("rejected_attempts", sizes.size)
 
     def _suspend(self, tl, msgs: Originated, copies: Copies, cs: int, ce: int, rng):
         nmin = (ce - cs) // MINUTE_MS
@@ -405,7 +385,7 @@ class MobileWorld:
         if not ok.all():
             # the sender's connection is cut: nothing reaches the server, so no bytes are charged
             n_msg, n_copies = int((~ok).sum()), int(msgs.fanout[~ok].sum())
-            self._reject("suspended", n_msg, n_copies)
+            self.mm.reject("suspended", n_msg, n_copies)
             self.enforcer.note_rejected("suspended", n_msg, n_copies)
             # copies are sorted by recipient, not by message: a copy goes iff its sender was online when sending
             # (under an enforcer the copies carry their sender, see step)
@@ -417,7 +397,7 @@ class MobileWorld:
         """Copies the enforcer does not let the store take are *discarded* (buffer full)."""
         stored = c.new & r.offline & c.store & (r.outcome != DROPPED)
         idx = np.flatnonzero(stored)
-        mask = self.enforcer.admit_storage(c.t[idx], c.size[idx], self.stored_level)
+        mask = self.enforcer.admit_storage(c.t[idx], c.size[idx], self.mm.stored_level)
         if mask is None:
             return
         bad = idx[~np.asarray(mask, dtype=bool)]
@@ -438,102 +418,10 @@ class MobileWorld:
         return {
             "outbound_bytes": sum(out[c] for c in BILLED_OUTBOUND),
             "turn_bytes": out["turn_media"],
-            "stored_bytes": settle(np.cumsum(self.stored_delta)[:-1]),
+            "stored_bytes": self.mm.stored_series(),
             "mau": self.conn.mau_first.copy(),
             "peak_ccu": np.maximum(self.conn.ccu_max, np.cumsum(self.conn.ccu_diff)[:-1]),
         }
-
-    def _stored_size(self, c: Copies, idx: np.ndarray) -> np.ndarray:
-        return c.size[idx] + self.sc.messaging.stored_overhead_bytes
-
-    # -- metering --------------------------------------------------------------------------------------
-    def _add_messages(self, sizes: np.ndarray, minute: np.ndarray, direction: str, receipt: bool) -> None:
-        if sizes.size == 0:
-            return
-        other = "in" if direction == "out" else "out"
-        book = self.book
-        if sizes[0] == sizes.min() == sizes.max():
-            # all the same size (e.g. fixed-size text): price one message, count messages per minute
-            one = {k: float(v[0]) for k, v in self.protocol.messages(sizes[:1], direction).items()}
-            per_min = np.bincount(minute, minlength=book.minutes)[: book.minutes].astype(np.float64)
-            allm = np.arange(book.minutes)
-            for key, d, cat in (
-                ("payload", direction, "app_protocol" if receipt else "payload"),
-                ("app_protocol", direction, "app_protocol"), ("tls_record", direction, "tls_record"),
-                ("tcpip", direction, "tcpip"), ("ack_tcpip", other, "tcpip"), ("ack_app", other, "app_protocol"),
-                ("ack_tls_record", other, "tls_record"),
-            ):
-                if one[key]:
-                    book.add_bytes(d, cat, allm, per_min * one[key])
-            return
-        m = self.protocol.messages(sizes, direction)
-        book.add_bytes(direction, "app_protocol" if receipt else "payload", minute, m["payload"])
-        book.add_bytes(direction, "app_protocol", minute, m["app_protocol"])
-        book.add_bytes(direction, "tls_record", minute, m["tls_record"])
-        book.add_bytes(direction, "tcpip", minute, m["tcpip"])
-        book.add_bytes(other, "tcpip", minute, m["ack_tcpip"])
-        if m["ack_app"].any():
-            book.add_bytes(other, "app_protocol", minute, m["ack_app"])
-            book.add_bytes(other, "tls_record", minute, m["ack_tls_record"])
-
-    def _meter_uploads(self, msgs: Originated) -> None:
-        """Each originated message is uploaded once by its sender (group fan-out happens server-side)."""
-        minute = msgs.t // MINUTE_MS
-        self._add_messages(msgs.size, minute, "in", receipt=False)
-        self._count("messages_originated", len(msgs))
-        self.orig_series += np.bincount(minute, minlength=self.book.minutes)[: self.book.minutes]
-
-    def _meter_uploads_receipts(self, rc: Copies) -> None:
-        self._add_messages(rc.size, rc.t // MINUTE_MS, "in", receipt=True)
-
-    def _account(self, c: Copies, r: Routed) -> None:
-        """Counts, delivery bytes and stored-bytes level for final outcomes of a routing pass."""
-        m = self.book.minutes
-        for kind_is_msg in (True, False):
-            sel = (c.kind == MSG) if kind_is_msg else (c.kind != MSG)
-            if not sel.any():
-                continue
-            p = "" if kind_is_msg else "receipts_"
-            new = sel & c.new
-            self._count(f"{p}messages_sent" if kind_is_msg else "receipts_sent", int(new.sum()))
-            out = r.outcome
-            now = sel & (out == DELIVERED_NOW)
-            later = sel & (out == DELIVERED_LATER)
-            self._count(f"{p}delivered", int(now.sum() + later.sum()))
-            self._count(f"{p}delivered_immediately", int(now.sum()))
-            self._count(f"{p}delivered_from_store", int(later.sum()))
-            self._count(f"{p}expired", int((sel & (out == EXPIRED)).sum()))
-            drop = sel & (out == DROPPED)
-            self._count(f"{p}dropped", int(drop.sum()))
-            if kind_is_msg:
-                self._count("dropped_no_store", int((drop & ~c.store).sum()))
-            disc = sel & (out == DISCARDED)
-            if disc.any():
-                self._count(f"{p}discarded", int(disc.sum()))
-            stored_new = new & r.offline & (out != DROPPED) & (out != DISCARDED)
-            self._count(f"{p}stored_total", int(stored_new.sum()))
-            # stored-bytes level: + at store time, - at delivery/expiry
-            idx = np.flatnonzero(stored_new)
-            sz = self._stored_size(c, idx)
-            self.stored_delta += np.bincount(c.t[idx] // MINUTE_MS, weights=sz, minlength=m + 1)[: m + 1]
-            self.stored_level += float(sz.sum())
-            gone = np.flatnonzero(sel & r.offline & ((out == DELIVERED_LATER) | (out == EXPIRED)))
-            gsz = self._stored_size(c, gone)
-            self.stored_delta -= np.bincount(r.when[gone] // MINUTE_MS, weights=gsz, minlength=m + 1)[: m + 1]
-            self.stored_level -= float(gsz.sum())
-            dl = np.flatnonzero(now | later)
-            minute = r.when[dl] // MINUTE_MS
-            self._add_messages(c.size[dl], minute, "out", receipt=not kind_is_msg)
-            if kind_is_msg:
-                self._latency(r.when[dl] - c.t[dl])
-                self.msg_series += np.bincount(c.t[new] // MINUTE_MS, minlength=m)[:m]
-                self.deliv_series += np.bincount(minute, minlength=m)[:m]
-
-    def _latency(self, delay_ms: np.ndarray) -> None:
-        """Delivery-latency histogram of message copies (``latency_*`` counts; read with
-        :func:`sim.world.mobile.messaging.latency_quantiles`)."""
-        for key, k in zip(LATENCY_KEYS, latency_histogram(delay_ms), strict=True):
-            self._count(key, int(k))
 
     def _receipt_copies(self, c: Copies, r: Routed, delivered: np.ndarray) -> Copies:
         """Delivery receipts at delivery; delivered copies also wait to be read (read receipts)."""
@@ -579,11 +467,7 @@ class MobileWorld:
         totals = {**self.conn.counts, **self.counts}
         for k in sorted(set(totals) | set(self._warm_counts)):
             book.count(k, totals.get(k, 0) - self._warm_counts.get(k, 0))
-        book.set_level("stored_bytes", settle(np.cumsum(self.stored_delta)[:-1]))
-        minutes = np.arange(book.minutes)
-        book.add_series("messages", minutes, self.msg_series)
-        book.add_series("messages_originated", minutes, self.orig_series)
-        book.add_series("deliveries", minutes, self.deliv_series)
+        self.mm.write()
         return meters
 
 
