@@ -218,9 +218,17 @@ class ProbeEnforcer(Enforcer):
     """Several dry-run enforcers watching one unrestricted run: each hook goes to all of them, and the
     world is told to admit everything (dry-run enforcers only record what they would have done)."""
 
+    dry_run = True  # the events engine admits everything and reports each message (observe_message)
+
     def __init__(self, members: list[Enforcer]) -> None:
         super().__init__()
         self.members = members
+
+    def observe_message(self, *a, **k):
+        self._all("observe_message", *a, **k)
+
+    def message_cap(self, t_ms):
+        return 0 if any(m.message_cap(t_ms) is not None for m in self.members) else None
 
     def _all(self, hook: str, *args, **kwargs) -> None:
         for member in self.members:

@@ -463,12 +463,37 @@ class Calls(Strict):
     keepalive_bytes: NonNegFloat = Field(120.0, description="Keep-alive/quality message size. PF §6 (100-150 B).")
 
 
+class ClientSpec(Strict):
+    """A custom client behaviour run by the ``events`` engine for a share of the users."""
+
+    behaviour: str = Field(
+        description="Dotted import path of a client class (a subclass of sim.world.events.Client) or a generator "
+        "function taking the client: `package.module:Name` or `package.module.Name`.",
+    )
+    share: Fraction = Field(description="Share of the registered users that run this client instead of the default one.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword parameters handed to the client (its `params`).")
+
+    @model_validator(mode="after")
+    def _importable(self) -> ClientSpec:
+        from sim.world.events.custom import resolve_behaviour
+
+        resolve_behaviour(self.behaviour)  # raises ValueError naming what is wrong
+        return self
+
+
 class Scenario(Strict):
     """A simulated world: who, how long, what they do, and which plans to price it under."""
 
     name: str = Field("scenario", description="Short name (used in reports).")
     description: str = Field("", description="Free text.")
     seed: Annotated[int, Field(ge=0)] = Field(1, description="Root random seed (--seed overrides).")
+    engine: Literal["fast", "events"] = Field(
+        "fast", description="World engine: `fast` (bulk numpy, day by day: sim/world/mobile, sim/world/iot) or "
+        "`events` (one SimPy process per client, the reference model, open to custom clients: sim/world/events).",
+    )
+    clients: list[ClientSpec] = Field(
+        default_factory=list, description="Custom client behaviours with their shares of the users (engine: events only).",
+    )
     simulation: Simulation = Field(default_factory=Simulation)
     population: Population
     activity: Activity = Field(default_factory=Activity)
@@ -491,6 +516,10 @@ class Scenario(Strict):
     def _sane(self) -> Scenario:
         if self.network.heartbeat_s and self.network.heartbeat_s < 1:
             raise ValueError("network.heartbeat_s must be 0 (none) or at least 1 s")
+        if self.clients and self.engine != "events":
+            raise ValueError("clients: custom clients run on the events engine only (set engine: events)")
+        if sum(c.share for c in self.clients) > 1.0 + 1e-9:
+            raise ValueError("clients: the shares add up to more than 1")
         return self
 
 

@@ -53,6 +53,7 @@ class RunResult:
         return {
             "scenario": self.scenario,
             "seed": self.seed,
+            "engine": self.scenario.get("engine", "fast"),
             "versions": {
                 "sim": self.version,
                 "python": sys.version.split()[0],
@@ -70,6 +71,17 @@ def make_protocol(sc: Scenario):
     from sim.protocol import Protocol
 
     return Protocol(sc.protocol)
+
+
+def make_world(sc: Scenario, streams: Streams, book: MeterBook, protocol, enforcer: Enforcer | None = None):
+    """The scenario's world engine: ``fast`` (:class:`sim.world.mobile.world.MobileWorld`) or ``events``
+    (:class:`sim.world.events.world.EventsWorld`). Both take the same inputs, run the whole clock with
+    ``run(on_day)`` and return their world meters from ``finish()``."""
+    if sc.engine == "events":
+        from sim.world.events.world import EventsWorld
+
+        return EventsWorld(sc, streams, book, protocol, enforcer)
+    return MobileWorld(sc, streams, book, protocol, enforcer)
 
 
 def simulate(scenario: Scenario, *, seed: int | None = None, progress: bool = True,
@@ -105,20 +117,9 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
     # the mobile world runs warm-up days first on one clock; its book is cut to the period afterwards
     wbook = MeterBook(start=start - timedelta(days=warm), minutes=(warm + days) * 1440, days=period.days, tz=tz)
     streams = Streams(seed)
-    world = MobileWorld(sc, streams, wbook, make_protocol(sc), enforcer)
-    env = simpy.Environment()
+    world = make_world(sc, streams, wbook, make_protocol(sc), enforcer)
     bar = _progress(world.total_days, progress, sc.name)
-
-    def clock(env: simpy.Environment):
-        """The day clock: the world advances one day per tick (see sim.world.mobile.world)."""
-        for d in range(world.total_days):
-            world.step(d)
-            if bar is not None:
-                bar.update(1)
-            yield env.timeout(DAY_S)
-
-    env.process(clock(env))
-    env.run()
+    world.run(None if bar is None else (lambda: bar.update(1)))
     if bar is not None:
         bar.close()
     meters = world.finish()
@@ -131,7 +132,8 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
     usage = book.to_usage(end, meters)
     _merge_iot(usage["meters"], extra_meters, book)
     usage["counts"] = dict(sorted(book.counts.items()))
-    usage["run"] = {"seed": seed, "version": sim.__version__, "scenario": sc.name, "warmup_days": warm}
+    usage["run"] = {"seed": seed, "version": sim.__version__, "scenario": sc.name, "engine": sc.engine,
+                    "warmup_days": warm}
     enforcement: dict = {}
     if enforcer is not None:
         enforcer.finish(usage["meters"])

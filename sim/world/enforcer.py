@@ -78,6 +78,28 @@ class Enforcer:
     def note_rejected(self, reason: str, messages: int, copies: int) -> None:
         """The world rejected ``messages`` originated messages (``copies`` recipient copies) itself."""
 
+    # -- the same limits, seen one event at a time (the events engine, sim/world/events) ------------------
+    def message_cap(self, t_ms: int) -> int | None:
+        """Originated messages the platform accepts in the wall-clock second holding ``t_ms`` (None: no cap).
+
+        The events engine counts attempts per second against it as they happen (first come, first
+        served), which is what :meth:`admit_messages` decides for a whole day at once.
+        """
+        return None
+
+    def retry_policy(self) -> tuple[int, int]:
+        """``(retries, backoff_ms)``: a refused client retries ``backoff_ms x 2^k`` later, ``retries`` times."""
+        return 0, 0
+
+    def note_refusal(self, t_ms: int, final: bool, copies: int) -> str:
+        """An attempt at ``t_ms`` was refused (``final``: the message is rejected, ``copies`` recipient
+        copies); record it and return the reason (one of :data:`REJECT_REASONS`)."""
+        return "enforcer"
+
+    def observe_message(self, t_ms: int, copies: int) -> None:
+        """A dry run, one event at a time: a message was accepted at ``t_ms``; record what the limits
+        would have done to it (the world admits everything)."""
+
     def day_end(self, day_end_ms: int, usage_so_far: Callable[[], dict[str, np.ndarray]]) -> None:
         """A day is done; ``usage_so_far()`` gives per-minute meters (outbound_bytes, turn_bytes,
         stored_bytes, mau, peak_ccu) as known now; minutes before ``day_end_ms`` are (nearly) final."""
@@ -130,9 +152,46 @@ class Shifted(Enforcer):
     def note_rejected(self, reason: str, messages: int, copies: int) -> None:
         self.inner.note_rejected(reason, messages, copies)
 
+    def message_cap(self, t_ms: int) -> int | None:
+        return self.inner.message_cap(t_ms - self.offset)
+
+    def retry_policy(self) -> tuple[int, int]:
+        return self.inner.retry_policy()
+
+    def note_refusal(self, t_ms: int, final: bool, copies: int) -> str:
+        return self.inner.note_refusal(t_ms - self.offset, final, copies)
+
+    def observe_message(self, t_ms: int, copies: int) -> None:
+        self.inner.observe_message(t_ms - self.offset, copies)
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(getattr(self.inner, "dry_run", False))
+
     def day_end(self, day_end_ms: int, usage_so_far) -> None:
         skip = self.skip
         self.inner.day_end(day_end_ms - self.offset, lambda: {k: v[skip:] for k, v in usage_so_far().items()})
 
     def finish(self, meters: dict) -> None:
         self.inner.finish(meters)
+
+
+def watched_usage(conn, mm) -> dict[str, np.ndarray]:
+    """Per-minute usage meters as known now (what :meth:`Enforcer.day_end` watches), from a run's
+    :class:`~sim.world.connections.ConnectionMeter` and :class:`~sim.world.message_meter.MessageMeter`.
+
+    Built exactly as the final usage will be, so minutes whose contributions are all in are
+    bit-identical to it. Only keep-alives of connections still open (spread over the connection's life
+    when it closes) and concurrency are added to past minutes later.
+    """
+    from sim.meters import BILLED_OUTBOUND
+
+    out = conn.provisional_outbound()
+    return {
+        "outbound_bytes": sum(out[c] for c in BILLED_OUTBOUND),
+        "turn_bytes": out["turn_media"],
+        "stored_bytes": mm.stored_series(),
+        "mau": conn.mau_first.copy(),
+        "peak_ccu": np.maximum(conn.ccu_max, np.cumsum(conn.ccu_diff)[:-1]),
+    }
+

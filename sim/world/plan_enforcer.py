@@ -111,6 +111,7 @@ class PlanEnforcer(Enforcer):
         self.start = start
         self.minutes = minutes
         self.throttled_from_ms: int | None = None
+        self._dry_seconds: dict[int, int] = {}
         self._runtime_notes: dict[tuple[str, float], float] = {}   # (meter, threshold) -> seconds from start
         self.report = {
             "plan": name, "dry_run": dry_run, "suspensions": [], "rejected": {}, "rejected_messages": {},
@@ -190,6 +191,40 @@ class PlanEnforcer(Enforcer):
     def note_rejected(self, reason: str, messages: int, copies: int) -> None:
         self._add("rejected_messages", reason, messages)
         self._add("rejected", reason, copies)
+
+    # -- one event at a time (the events engine) ---------------------------------------------------
+    def message_cap(self, t_ms: int) -> int | None:
+        caps = [] if self.rate_cap is None else [self.rate_cap]
+        if self.throttled_from_ms is not None and t_ms >= self.throttled_from_ms // SECOND_MS * SECOND_MS:
+            caps.append(self.throttle_cap)
+        return min(caps) if caps else None
+
+    def retry_policy(self) -> tuple[int, int]:
+        return self.retries, self.backoff_ms
+
+    def observe_message(self, t_ms: int, copies: int) -> None:
+        """Dry run, one message at a time: count it against its second's cap; an attempt over the cap is
+        recorded as refused (without the retries an acting limit would cause)."""
+        cap = self.message_cap(t_ms)
+        if cap is None:
+            return
+        sec = t_ms // SECOND_MS
+        seen = self._dry_seconds
+        n = seen.get(sec, 0) + 1
+        seen[sec] = n
+        if len(seen) > 4096:
+            self._dry_seconds = {k: v for k, v in seen.items() if k >= sec - 1}
+        if n > cap:
+            self.note_refusal(t_ms, False, copies)
+
+    def note_refusal(self, t_ms: int, final: bool, copies: int) -> str:
+        """Same reasons as :meth:`_limit`: ``throttled`` from the throttle's second on, else ``message_rate``."""
+        reason = "throttled" if bool(self._throttled(np.array([t_ms]))[0]) else "message_rate"
+        self._add("refused_attempts", reason, 1)
+        if final:
+            self._add("rejected_messages", reason, 1)
+            self._add("rejected", reason, copies)
+        return reason
 
     def _add(self, section: str, reason: str, n: int) -> None:
         if n:

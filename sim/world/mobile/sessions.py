@@ -19,24 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.scenario import Activity, Diurnal
+from sim.scenario import Activity
 from sim.world.distributions import lognormal_mean_one
+from sim.world.diurnal import diurnal_cdf, diurnal_weights  # noqa: F401 - re-exported
 from sim.world.population import Population
 from sim.world.timeline import KEY
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
-
-
-def diurnal_weights(d: Diurnal) -> np.ndarray:
-    """Relative activity per local minute of the day (mean 1)."""
-    h = (np.arange(1440) + 0.5) / 60.0
-    if d.shape == "flat":
-        w = np.ones(1440)
-    else:
-        w = 1.0 + (d.peak_to_mean - 1.0) * np.cos(2 * np.pi * (h - d.peak_hour) / 24.0)
-    w = np.maximum(w, 0.0)
-    return w / w.mean()
 
 
 @dataclass
@@ -94,9 +84,3 @@ def draw_sessions(rng: np.random.Generator, pop: Population, users: np.ndarray, 
         dur = mean_ms * lognormal_mean_one(rng, act.session_sigma, m)
     dur = np.maximum(1, np.round(dur)).astype(np.int64)
     return Sessions(user, start, dur)
-
-
-def diurnal_cdf(d: Diurnal) -> np.ndarray:
-    w = diurnal_weights(d)
-    cdf = np.cumsum(w)
-    return cdf / cdf[-1]

@@ -31,13 +31,14 @@ import time
 from datetime import timedelta
 
 import numpy as np
+import simpy
 
-from sim.meters import BILLED_OUTBOUND, MeterBook
+from sim.meters import MeterBook
 from sim.pricing.period import Period
 from sim.rng import Streams
 from sim.scenario import Scenario
 from sim.world.connections import DAY_MS, MINUTE_MS, ConnectionMeter
-from sim.world.enforcer import REJECT_REASONS, Admission, Enforcer, Shifted
+from sim.world.enforcer import REJECT_REASONS, Admission, Enforcer, Shifted, watched_usage
 from sim.world.message_meter import MessageMeter
 from sim.world.mobile.calls import call_intervals, draw_calls, meter_calls
 from sim.world.mobile.messaging import (
@@ -72,6 +73,7 @@ from sim.world.timeline import (
     union,
 )
 
+DAY_S = 86_400  # the day clock ticks in seconds
 PREFIX = {MSG: "", DELIVERY_RECEIPT: "receipts_", READ_RECEIPT: "receipts_"}
 
 
@@ -132,6 +134,20 @@ class MobileWorld:
         self.enforcer.begin(start, self.days * 1440)
         self.timings: dict[str, float] = {}
         self._t = time.perf_counter()
+
+    def run(self, on_day=None) -> None:
+        """Run the whole clock: SimPy ticks one day at a time and the world steps through it."""
+        env = simpy.Environment()
+
+        def clock(env: simpy.Environment):
+            for d in range(self.total_days):
+                self.step(d)
+                if on_day is not None:
+                    on_day()
+                yield env.timeout(DAY_S)
+
+        env.process(clock(env))
+        env.run()
 
     def _lap(self, name: str) -> None:
         """Accumulate wall time per pipeline stage (reported by the benchmark)."""
@@ -213,13 +229,19 @@ class MobileWorld:
         cand = ~base_connected & copies.store & ~pop.push_off[copies.recipient]
         if quiet:
             cand &= ~quiet[0]
-        self._count("push_notifications", int(cand.sum()) if sc.push.enabled else 0)
         wakes = wake_intervals(pop, copies.recipient[cand], copies.t[cand], sc.push, self._rng("push", d), sc.activity,
                                self.push_state, self._active_today,
                                sc.activity.sessions_per_dau_per_day * pop.session_mult)
         self._count("push_wakeups", len(wakes))
-        del cand
         tl = base.add(wakes)
+        if sc.push.enabled:
+            # pushes the server sends: one per copy that finds its recipient offline (a copy that arrives while
+            # an earlier push keeps the phone awake is delivered on that connection, with no push of its own)
+            ci = np.flatnonzero(cand)
+            self._count("push_notifications", int((~locate(tl, copies.recipient[ci], copies.t[ci]).connected).sum()))
+        else:
+            self._count("push_notifications", 0)
+        del cand
         self._lap("push")
         suspended = False
         if hooks:
@@ -407,21 +429,8 @@ class MobileWorld:
             self._count("discarded_storage", bad.size)
 
     def _usage_so_far(self) -> dict[str, np.ndarray]:
-        """Per-minute usage meters as known now (what the enforcer watches at the end of a day).
-
-        Built exactly as :meth:`finish` and :meth:`MeterBook.to_usage` will build them, so minutes whose
-        contributions are all in are bit-identical to the final usage. Only keep-alives of connections
-        still open at midnight (spread over the connection's life when it closes) and concurrency are
-        added to past minutes later.
-        """
-        out = self.conn.provisional_outbound()
-        return {
-            "outbound_bytes": sum(out[c] for c in BILLED_OUTBOUND),
-            "turn_bytes": out["turn_media"],
-            "stored_bytes": self.mm.stored_series(),
-            "mau": self.conn.mau_first.copy(),
-            "peak_ccu": np.maximum(self.conn.ccu_max, np.cumsum(self.conn.ccu_diff)[:-1]),
-        }
+        """Per-minute usage meters as known now (see :func:`sim.world.enforcer.watched_usage`)."""
+        return watched_usage(self.conn, self.mm)
 
     def _receipt_copies(self, c: Copies, r: Routed, delivered: np.ndarray) -> Copies:
         """Delivery receipts at delivery; delivered copies also wait to be read (read receipts)."""
