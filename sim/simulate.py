@@ -182,10 +182,13 @@ def _add_series(a: dict, b: Any) -> dict:
 
 
 def _run_iot(sc: Scenario, streams: Streams, book: MeterBook, start, days: int, enforcer) -> dict:
-    from sim.world.iot.fleet import simulate_fleet
+    if sc.engine == "events":
+        from sim.world.events.iot import simulate_fleet_events as run_fleet
+    else:
+        from sim.world.iot.fleet import simulate_fleet as run_fleet
 
-    return simulate_fleet(sc.iot, start=start, days=days, seed=streams.seed_sequence("iot"), book=book,
-                          env=None, enforcer=enforcer) or {}
+    return run_fleet(sc.iot, start=start, days=days, seed=streams.seed_sequence("iot"), book=book,
+                     env=None, enforcer=enforcer) or {}
 
 
 def _progress(days: int, progress: bool, name: str):

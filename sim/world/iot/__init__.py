@@ -3,8 +3,10 @@
 :mod:`config` (the fleet's parameters and their sources), :mod:`schedule` (moving/parked report
 schedules, trips), :mod:`links` (cellular drops, reconnects with back-off), :mod:`platform` (device
 buffers with TTL, the owner's reads), :mod:`enforcer` (a plan's restrictions as the fleet sees them),
-:mod:`meters` (bytes, levels and counts into the meter book) and :mod:`fleet` (the engine and
-:func:`simulate_fleet`).
+:mod:`outcome` (a finished run as plain data), :mod:`meters` (an outcome's bytes, levels and counts into
+the meter book) and :mod:`fleet` (the engine and :func:`simulate_fleet`). Dependencies run one way:
+``fleet`` imports the others, and ``outcome``/``meters``/``platform`` never import ``fleet``, so the
+event-level engine :mod:`sim.world.events.iot` reuses them as they are.
 """
 
 from sim.world.iot.config import DEFAULT_HOUR_WEIGHTS, IotFleetConfig

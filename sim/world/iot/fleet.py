@@ -21,7 +21,18 @@ suspension, and :func:`simulate_fleet` is the entry point. Each other concept ha
   exceed its limit is suspended (all connections closed at the crossing, the excess messages rejected,
   reconnects rejected for ``suspend_s`` seconds, each paying a handshake: the reconnect storm the
   seed's "channel suspended for 1 minute" implies).
-* **Results** (``meters``): the MeterBook bytes, levels and counts, and the usage-file meters.
+* **Results** (``outcome``, ``meters``): :meth:`_Fleet.outcome` turns the finished run into a
+  :class:`~sim.world.iot.outcome.FleetOutcome` (plain arrays and counts), which
+  :func:`~sim.world.iot.meters.write_meters` writes as MeterBook bytes, levels and counts and the
+  usage-file meters.
+
+Why the dependencies run one way (this module imports ``platform``, ``outcome`` and ``meters``; none
+of them imports this one): everything that needs the fleet's schedule and outage table -- the
+second a limit is crossed (``_per_second``), the messages waiting on a device (``_waiting``), the
+crossings recorded (``_cross``) -- is a method here, including the platform limits that act after the
+run (``_platform_reads``, ``_device_buffer_discards``). ``platform`` keeps the buffer mechanics as pure
+array functions and ``meters`` reads only the outcome record, so the event-level engine
+(:mod:`sim.world.events.iot`) shares both without sharing this engine's internals.
 
 Conservation (checked by the tests)::
 
@@ -46,6 +57,8 @@ from sim.world.iot import links
 from sim.world.iot.config import DEFAULT_HOUR_WEIGHTS, IotFleetConfig
 from sim.world.iot.enforcer import IotLimits
 from sim.world.iot.meters import write_meters
+from sim.world.iot.outcome import FleetOutcome
+from sim.world.iot.platform import buffer, buffer_fill, read_minutes, suspend_reads
 from sim.world.iot.schedule import Segments, build_segments, split_by_minute, trips
 
 __all__ = ["DEFAULT_HOUR_WEIGHTS", "IotFleetConfig", "IotLimits", "simulate_fleet"]
@@ -417,10 +430,139 @@ class _Fleet:
                 self._suspend(c, t, attr)
                 m, size = vm, 4
 
+    # -- platform limits (after the run: they do not change what devices send) -----------------------
+    def _platform_reads(self) -> np.ndarray:
+        """Platform messages/traffic limits: a crossing suspends the REST API for ``suspend_s``, so the
+        application's buffer reads inside it are rejected. Returns the minutes a read happens."""
+        is_read = read_minutes(self.minutes, self.cfg.read_every_min)
+        self.platform_suspensions = 0
+        limit, attr = self._msg_limit("platform")
+        if limit is None:
+            return is_read
+        t_from = 0
+        over = np.flatnonzero(self.arrivals > limit)
+        all_devs = np.arange(self.n, dtype=I64)
+        for m in over:
+            if m * 60 + 59 < t_from:
+                continue
+            cum = np.cumsum(self._per_second(all_devs, int(m)).sum(axis=0))
+            ok = (cum > limit) & (np.arange(60) + m * 60 >= t_from)
+            if not ok.any():
+                continue
+            t = int(m * 60 + np.argmax(ok))
+            self._cross(attr, "platform", t)
+            if self.dry:
+                break
+            s = int(self.enforcer.suspend_s)
+            t_from = t + 1 + s
+            suspend_reads(is_read, t, s)
+            self.platform_suspensions += 1
+            if self.recorder is not None:
+                self.recorder.suspension(attr, "platform", t + 1, s / 60)
+        return is_read
+
+    def _device_buffer_discards(self, is_read: np.ndarray) -> np.ndarray:
+        """Messages discarded per minute by full device buffers (cap in messages of the mean payload)."""
+        M = self.minutes
+        out = np.zeros(M, I64)
+        if self.buf_cap is None or len(self.cand) == 0:
+            return out
+        pos = {int(d): i for i, d in enumerate(self.cand)}
+        dm = self.cand_arr.astype(I64)
+        for devs, minute, rej in self.rej_dev:  # rejected at a crossing: never reached the buffer
+            for d, n in zip(devs[rej > 0], rej[rej > 0], strict=True):
+                if int(d) in pos:
+                    dm[pos[int(d)], minute] -= n
+        acc = buffer_fill(dm, self.buf_cap, self.cfg.buffer_ttl_min, is_read)
+        disc = dm - acc
+        out = disc.sum(axis=0)
+        hit = np.argwhere(disc.T > 0)  # (minute, device) minute-major
+        if len(hit):
+            m, i = (int(x) for x in hit[0])
+            d = self.cand[i : i + 1]
+            cum = np.cumsum(self._per_second(d, m)[0])
+            t = m * 60 + int(np.argmax(cum > acc[i, m]))
+            self._cross("device_buffer_bytes", f"device {int(d[0])}", t)
+        if self.dry:
+            return np.zeros(M, I64)
+        return out
+
     # -- results --------------------------------------------------------------------------------------
+    def outcome(self, rng: np.random.Generator) -> FleetOutcome:
+        """The finished run as plain data for :func:`sim.world.iot.meters.write_meters`.
+
+        ``rng`` draws each delivered or rejected message's payload size (the fleet's ``payload`` stream).
+        """
+        cfg, M, T = self.cfg, self.minutes, self.seconds
+        o = self.out = self.out.full()
+        lo, hi = cfg.payload_bytes
+        sizes = np.arange(lo, hi + 1, dtype=I64)
+        probs = np.full(len(sizes), 1.0 / len(sizes))
+        failed = self.rejected + self.requeued
+        delivered = self.arrivals - failed - self.unsent
+        h_del = rng.multinomial(delivered, probs)  # (M, S): messages of each size per minute
+        h_rej = rng.multinomial(failed, probs)
+
+        # connections, handshakes, rejected attempts
+        act = o.active
+        conn = act & (o.t_up < T)
+        ticket_ok = self.proto.cfg.session_tickets and cfg.tls != "off"
+        resumed = (
+            conn
+            & ticket_ok
+            & (o.t_up - o.prev_up <= cfg.ticket_lifetime_s)
+            & (o.u_resume < cfg.tls_resumption_probability)
+        )
+        rr, rt = o.rejected()
+        rr, rt = rr[rt < T], rt[rt < T]
+        r_res = (
+            ticket_ok
+            & (rt - o.prev_up[rr] <= cfg.ticket_lifetime_s)
+            & (o.u_resume[rr] < cfg.tls_resumption_probability)
+        )
+        closes = act & (o.kind == 0) & (o.t_down < T)
+
+        # server-side connection level: a device is off from the server's close to its reconnection
+        srv_close = np.where(
+            o.kind != 1,
+            o.t_down,
+            np.minimum(o.t_down + int(np.ceil(cfg.server_timeout_factor * cfg.keepalive_s)), o.t_up),
+        )
+        diff = np.zeros(M + 1, I64)
+        np.add.at(diff, np.minimum(srv_close[act] // 60, M), 1)
+        np.add.at(diff, np.minimum(np.minimum(o.t_up[act], T) // 60, M), -1)
+        level = self.n - np.cumsum(diff)[:M]
+
+        # buffers: TTL k minutes, reads at minutes R, 2R, ... (start of minute, after expiry), except
+        # reads rejected by a platform suspension; full device buffers discard new messages
+        is_read = self._platform_reads()
+        discarded = self._device_buffer_discards(is_read)
+        payload_min = h_del @ sizes.astype(float)
+        kept = delivered - discarded
+        if discarded.any():  # discarded messages carry the minute's mean payload
+            payload_min = payload_min * np.divide(kept, delivered, out=np.zeros(M), where=delivered > 0)
+        stored, fate = buffer(kept, payload_min, cfg.buffer_ttl_min, is_read)
+
+        still_down = np.flatnonzero(act & (o.t_up >= T))
+        pending, lost = self._waiting(still_down) if len(still_down) else (np.zeros(0, I64), np.zeros(0, I64))
+        refused = int((o.chan[rr] == cfg.channels).sum())
+        return FleetOutcome(
+            cfg=cfg, proto=self.proto, minutes=M, sizes=sizes, wire_hist=h_del + h_rej, pings=self.pings,
+            connect_full=o.t_up[conn & ~resumed] // 60, connect_resumed=o.t_up[conn & resumed] // 60,
+            refused_full=rt[~r_res] // 60, refused_resumed=rt[r_res] // 60, closes=o.t_down[closes] // 60,
+            connections=level, kept=kept, stored=stored,
+            sent=int(self.sent.sum()), read=fate["read"], expired=fate["expired"], in_buffer=fate["in_buffer"],
+            dropped_link=int(self.dropped.sum()), dropped_queue=int(self.qdrop.sum()) + int(lost.sum()),
+            rejected=int(self.rejected.sum()), retransmitted=int(self.requeued.sum()),
+            discarded=int(discarded.sum()), pending=int(pending.sum()),
+            channel_suspensions=len(self.suspensions), platform_suspensions=self.platform_suspensions,
+            refused_devices=len(self.no_session), session_refusals=refused,
+            recorder=self.recorder, acting=self.act,
+        )  # fmt: skip
+
     def write(self, book: MeterBook, seed: np.random.SeedSequence) -> dict:
         """Write the results into ``book``; see :func:`sim.world.iot.meters.write_meters`."""
-        return write_meters(self, book, _child(seed, "payload"))
+        return write_meters(self.outcome(_child(seed, "payload")), book)
 
 
 def simulate_fleet(
