@@ -51,7 +51,8 @@ class Client:
     ``params`` (the scenario's ``clients[].params``), ``world`` (the :class:`EventsWorld`),
     :attr:`connected`. Class attribute ``heartbeat_s``: the client's keep-alive period while
     connected (None: the scenario's ``network.heartbeat_s``; a WebSocket client pinging every 25 s
-    sets 25).
+    sets 25; ``params: {heartbeat_s: ...}`` overrides it per scenario). Keep-alives are counted and
+    metered per connection, one exchange per heartbeat period of its life.
     """
 
     heartbeat_s: float | None = None
@@ -68,8 +69,8 @@ class Client:
         self.conn_id = 0
         self.zombie = False         # held, but the socket died silently and no heartbeat notices
         self.last_end = -(1 << 60)  # end of the previous connection (TLS ticket age)
-        self.hb_ms = int(round((self.heartbeat_s if self.heartbeat_s is not None
-                                else world.sc.network.heartbeat_s) * 1000))
+        hb = self.params.get("heartbeat_s", self.heartbeat_s)
+        self.hb_ms = int(round((hb if hb is not None else world.sc.network.heartbeat_s) * 1000))
 
     # -- what a behaviour calls ----------------------------------------------------------------------
     def run(self):

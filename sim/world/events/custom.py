@@ -8,6 +8,7 @@ A scenario's ``clients`` list gives each behaviour a share of the users::
         share: 0.05
         params: {interval_s: 10}
 
+The module must be importable: on ``PYTHONPATH``, installed, or in the directory ``sim`` runs in.
 The class must subclass :class:`sim.world.events.client.Client` and implement ``run()`` as a SimPy
 generator; a plain generator function ``def behaviour(client): ...`` is wrapped into one (it receives
 the :class:`Client`, whose methods connect, send, ping and sleep). See ``notebooks/custom-client.ipynb``.
@@ -15,8 +16,27 @@ the :class:`Client`, whose methods connect, send, ping and sleep). See ``noteboo
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import os
+import sys
+
+
+@contextlib.contextmanager
+def _cwd_on_path():
+    """Modules next to where ``sim`` runs are importable (the console script does not put the current
+    directory on ``sys.path``, ``python -m sim`` does)."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(cwd)
 
 
 def resolve_behaviour(path: str):
@@ -28,7 +48,8 @@ def resolve_behaviour(path: str):
     if not mod_name or not attr:
         raise ValueError(f"{path!r} is not a dotted import path (package.module:Name)")
     try:
-        mod = importlib.import_module(mod_name)
+        with _cwd_on_path():
+            mod = importlib.import_module(mod_name)
     except Exception as exc:  # noqa: BLE001 - a user's module may raise anything on import
         raise ValueError(f"cannot import module {mod_name!r}: {type(exc).__name__}: {exc}") from None
     obj = mod

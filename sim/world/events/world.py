@@ -122,7 +122,6 @@ class EventsWorld:
                 kind[(u >= lo) & (u < lo + spec.share)] = i
                 lo += spec.share
         classes = [client_class(resolve_behaviour(s.behaviour)) for s in specs] if specs else []
-        self._custom_hb = any(c.heartbeat_s is not None for c in classes)
         active = pop.active
         for user in range(pop.n):
             k = int(kind[user])
@@ -134,6 +133,9 @@ class EventsWorld:
             else:
                 self.clients[user] = classes[k](self, user, rng, specs[k].params)
         self.n_custom = int((kind >= 0).sum())
+        default_hb = int(round(self.sc.network.heartbeat_s * 1000))
+        # clients with their own heartbeat: keep-alives are metered per connection from each one's period
+        self._custom_hb = any(c is not None and c.hb_ms != default_hb for c in self.clients)
 
     def _reset_logs(self) -> None:
         """Empty the day logs (cleared in place: the server holds their bound ``append`` methods)."""
@@ -293,12 +295,14 @@ class EventsWorld:
         social = self.pop.social
         if social is not None:
             r = int(social.partner(client.rng, np.array([client.user]))[0])
-            return r if r >= 0 else None
-        ids = self.active_list
+            if r >= 0:
+                return r
+        ids = self.active_list  # no contacts (a user outside the graph): anyone who uses the app
         if len(ids) < 2:
             return None
-        r = ids[int(client.rng.random() * len(ids))]
-        return r if r != client.user else ids[(ids.index(r) + 1) % len(ids)]
+        pos = int(client.rng.random() * len(ids))
+        r = ids[pos]
+        return r if r != client.user else ids[(pos + 1) % len(ids)]
 
     def place_call(self, caller: Client) -> None:
         cfg, rng, ids = self.sc.calls, caller.rng, self.active_list
