@@ -117,19 +117,35 @@ def wake_intervals(pop: Population, recipient: np.ndarray, t: np.ndarray, cfg: P
         opens = rng.random(len(iv)) < cfg.open_probability
         if day_active is not None:
             opens &= day_active[iv.user]
+        mean_ms = act.session_mean_s * 1000.0
+        if act.session_distribution == "exponential":
+            dur = rng.exponential(mean_ms, len(iv))
+        else:
+            dur = mean_ms * lognormal_mean_one(rng, act.session_sigma, len(iv))
+        end = np.where(opens, np.maximum(iv.end, iv.start + np.round(dur).astype(np.int64)), iv.end)
+        # a wake inside a launch an earlier wake prompted finds the user in the app: no push was needed and
+        # nothing is prompted (what the events engine does, where the server sees the user online)
+        opens &= iv.start >= _previous_max(iv.user, end)
         if launch_budget is not None:
             opens &= _rank_within_user(iv.user, opens) < launch_budget[iv.user]
         opened = np.flatnonzero(opens)
         if state is not None:
             state.note_prompted(iv.user[opened])
-        mean_ms = act.session_mean_s * 1000.0
-        if act.session_distribution == "exponential":
-            dur = rng.exponential(mean_ms, opened.size)
-        else:
-            dur = mean_ms * lognormal_mean_one(rng, act.session_sigma, opened.size)
-        iv.end[opened] = np.maximum(iv.end[opened], iv.start[opened] + np.round(dur).astype(np.int64))
+        iv.end[opened] = end[opened]
         iv = _disjoint(iv)  # a longer session may reach the next wake
     return iv
+
+
+def _previous_max(user: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """For rows sorted by user: the largest ``value`` among the same user's earlier rows (-1 if none)."""
+    key = user * KEY + value
+    run = np.maximum.accumulate(key)
+    prev = np.empty_like(run)
+    prev[0] = -1
+    prev[1:] = run[:-1] - user[1:] * KEY
+    first = np.ones(user.size, dtype=bool)
+    first[1:] = user[1:] != user[:-1]
+    return np.where(first, -1, prev)
 
 
 def _rank_within_user(user: np.ndarray, mask: np.ndarray) -> np.ndarray:
