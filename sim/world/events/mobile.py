@@ -71,6 +71,7 @@ class MobileClient(Client):
         self.still = False
         self.agenda: list = []
         self._today = None
+        self.reads = sc.messaging.read_receipts
         self._seq = 0
         self.last_in: tuple[int, int] | None = None  # (sender, time) of the last 1:1 message written to us
 
@@ -264,14 +265,14 @@ class MobileClient(Client):
             self.hold_until(now + self.world.session_ms(self.rng), PUSH)
 
     def on_delivered(self, sender: int, t: int) -> None:
-        if not self.throttled and self.screen == 0 and t < self.wake_until:
-            # a woken Android app handling messages stays awake wake_s after the last one
-            end = t + self.delay + self.wake
-            self.wake_until = end
-            self.last_push = t
-            self.hold_until(end, PUSH)
-        if self.world.server.read_receipts:
-            if self.screen > 0:
-                self.world.server.receipt(self.user, sender, t)
-            else:
+        if self.screen == 0:
+            if t < self.wake_until and not self.throttled:
+                # a woken Android app handling messages stays awake wake_s after the last one
+                end = t + self.delay + self.wake
+                self.wake_until = end
+                self.last_push = t
+                self.hold_until(end, PUSH)
+            if self.reads:
                 self.unread.append((sender, t))
+        elif self.reads:
+            self.world.server.receipt(self.user, sender, t)

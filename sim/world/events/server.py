@@ -67,11 +67,18 @@ class Server:
         self.read_receipts = sc.messaging.read_receipts
         self.push_on = sc.push.enabled
         self.suspended_until = -1
+        self._seen_windows: set[tuple[int, int]] = set()
         self.rate = MessageRateLimit(self) if world.hooks else None
+        self.clients = world.clients
+        self._final = world.finals.append          # the day logs are cleared in place, never replaced
+        self._receipt_up = world.receipt_uploads.append
 
     # -- admission ----------------------------------------------------------------------------------
     def refuse_connect(self, now: int) -> bool:
-        return now < self.suspended_until
+        if now < self.suspended_until:
+            self.w.count("suspension_rejected_connects")
+            return True
+        return False
 
     def originate(self, client, t: int, size: int, store: bool, rcpts: list[int], quiet: list[bool] | None,
                   attempt: int = 0) -> None:
@@ -83,6 +90,10 @@ class Server:
                 return
             if self.rate is not None and not self.rate.admit(client, t, size, store, rcpts, quiet, attempt):
                 return
+            if w.batch_admit and not self._admit_one(client, t, size, len(rcpts)):
+                return
+            if w.minute_counts is not None:
+                w.minute_counts[0][(t // 60_000) % 1440] += 1
         w.uploads.append((t, size))
         u = client.user
         route = self.route
@@ -92,6 +103,28 @@ class Server:
         else:
             for r, q in zip(rcpts, quiet, strict=True):
                 route(r, u, t, size, MSG, store, not q)
+
+    def _admit_one(self, client, t: int, size: int, copies: int) -> bool:
+        """An enforcer written for the fast engine's day batches (``admit_messages`` only) sees one message."""
+        import numpy as np
+
+        from sim.world.enforcer import REJECT_REASONS, Admission
+
+        w = self.w
+        res = w.enforcer.admit_messages(np.array([t]), np.array([client.user]), np.array([copies]))
+        if res is None:
+            return True
+        if isinstance(res, Admission):
+            keep = bool(np.asarray(res.keep)[0])
+            code = int(np.asarray(res.reason)[0])
+            reason = REJECT_REASONS[code - 1] if code > 0 else "enforcer"
+        else:
+            keep, reason = bool(np.asarray(res)[0]), "enforcer"
+        if keep:
+            return True
+        w.refused.append((t, size))
+        w.reject(reason, copies, notify=False)
+        return False
 
     def send_custom(self, client, size: int, to: int | None, store: bool) -> None:
         """A custom client's 1:1 message (to a contact of the conversation graph if ``to`` is None)."""
@@ -105,11 +138,14 @@ class Server:
     def route(self, r: int, frm: int, t: int, size: int, kind: int, store: bool, push_ok: bool = False) -> None:
         """Decide a copy from ``frm`` to ``r`` sent at ``t`` (the hot path: no object unless it is stored)."""
         w = self.w
-        rc = w.clients[r]
+        rc = self.clients[r]
         if rc is not None and rc.connected:
-            w.finals.append((r, frm, t, size, kind, store, True, DELIVERED_NOW, t, False))
+            self._final((r, frm, t, size, kind, store, True, DELIVERED_NOW, t, False))
             if kind == MSG:
-                self._delivered(r, frm, rc, t)
+                if self.delivery_receipts:
+                    self._receipt_up((t, self.receipt_bytes))
+                    self.route(frm, r, t, self.receipt_bytes, DELIVERY_RECEIPT, True)
+                rc.on_delivered(frm, t)
             return
         if not store:
             w.finals.append((r, frm, t, size, kind, store, True, DROPPED, t, True))
@@ -157,7 +193,7 @@ class Server:
 
     def receipt(self, frm: int, to: int, t: int, kind: int = READ_RECEIPT) -> None:
         """A receipt from ``frm`` to ``to``: uploaded, then routed like a copy (never pushed)."""
-        self.w.receipt_uploads.append((t, self.receipt_bytes))
+        self._receipt_up((t, self.receipt_bytes))
         self.route(to, frm, t, self.receipt_bytes, kind, True)
 
     def expire_until(self, t_end: int) -> None:
@@ -184,6 +220,15 @@ class Server:
                 closed += 1
         w.count("suspensions")
         w.count("suspension_closed_connections", closed)
+
+    def suspension_windows(self, windows: list[tuple[int, int]]) -> None:
+        """Windows an enforcer asked for: each starts now (if it began already) or at its start."""
+        env = self.w.env
+        for a, b in windows:
+            if (a, b) in self._seen_windows or b <= env.now:
+                continue
+            self._seen_windows.add((a, b))
+            later(env, max(0, a - env.now), lambda a=a, b=b: self.suspend(a, b), 0)
 
 
 class MessageRateLimit:

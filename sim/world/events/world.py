@@ -79,6 +79,13 @@ class EventsWorld:
         self._hooks = self.hooks = enforcer is not None and type(enforcer) is not Enforcer
         self.enforcer = Shifted(enforcer, self.offset, self.warm * 1440) if self._hooks else Enforcer()
         self.dry_run = bool(getattr(enforcer, "dry_run", False))
+        inner = type(enforcer) if self._hooks else Enforcer
+        # an enforcer written only for the fast engine's day batches: asked message by message, and (with
+        # suspensions) at the end of every minute with the day's per-minute counts so far
+        self.batch_admit = (inner.admit_messages is not Enforcer.admit_messages
+                            and inner.message_cap is Enforcer.message_cap)
+        self.ticks = inner.suspensions is not Enforcer.suspensions
+        self.minute_counts = (np.zeros(1440), np.zeros(1440)) if self.ticks else None
         self.enforcer.begin(start, self.days * 1440)
         # every active user uses the app on at least one day of the period (MAU = active users)
         act = streams.generator("events", "activity_days")
@@ -96,14 +103,14 @@ class EventsWorld:
         self._fg_today = 0.0
         self._dau_today = 0
         self.env = simpy.Environment()
-        self.server = Server(self)
         self.clients: list[Client | None] = [None] * pop.n
+        self._reset_logs()
+        self.server = Server(self)
         self._custom_hb = False
-        self._build_clients(streams)
         self.active_list = pop.active_ids.tolist()
+        self._build_clients(streams)
         self.recent_starters: deque[int] = deque(maxlen=8)  # users whose sessions started last (live partners)
         self._groups: dict[int, tuple[list[int], list[bool]]] = {}
-        self._reset_logs()
         self.ccu_level = 0
         self.ccu_ev = np.zeros(book.minutes)
         self._warm_counts: dict[str, int] = {}
@@ -157,6 +164,8 @@ class EventsWorld:
         self.mobile_clients = [c for c in self.clients if isinstance(c, MobileClient)]
         self._new_day(0)
         env.process(self._clock(on_day))
+        if self.ticks:
+            env.process(self._minutes())
         env.run(until=self.period_end + 1)
         self.timings["events"] = time.perf_counter() - t0
 
@@ -170,6 +179,20 @@ class EventsWorld:
             self._midnight(d)
             if on_day is not None:
                 on_day()
+
+    def _minutes(self):
+        """At the end of every minute of the period: the enforcer's suspensions, from the day's per-minute
+        messages and connects so far (the fast engine asks once a day with the whole day's)."""
+        env = self.env
+        for m in range(self.warm * 1440, self.total_days * 1440):
+            yield env.timeout((m + 1) * 60_000 - env.now)
+            cs = m // 1440 * DAY_MS
+            msgs, conns = self.minute_counts
+            windows = self.enforcer.suspensions(cs, cs + DAY_MS, msgs.copy(), conns.copy())
+            if windows:
+                self.server.suspension_windows(windows)
+            if (m + 1) % 1440 == 0:
+                msgs[:], conns[:] = 0, 0
 
     def _midnight(self, d: int) -> None:
         ce = (d + 1) * DAY_MS
@@ -205,6 +228,8 @@ class EventsWorld:
 
     def on_open(self, client: Client, now: int, cause: int, resumed: bool) -> None:
         self.opens.append((client.user, now, cause, resumed))
+        if self.minute_counts is not None:
+            self.minute_counts[1][(now // 60_000) % 1440] += 1
         self.ccu_level += 1
         m = now // 60_000
         if m < self.ccu_ev.size and self.ccu_level > self.ccu_ev[m]:
