@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -516,11 +517,16 @@ class Scenario(Strict):
     def _sane(self) -> Scenario:
         if self.network.heartbeat_s and self.network.heartbeat_s < 1:
             raise ValueError("network.heartbeat_s must be 0 (none) or at least 1 s")
-        if self.clients and self.engine != "events":
-            raise ValueError("clients: custom clients run on the events engine only (set engine: events)")
-        if sum(c.share for c in self.clients) > 1.0 + 1e-9:
-            raise ValueError("clients: the shares add up to more than 1")
         return self
+
+    @field_validator("clients")
+    @classmethod
+    def _clients(cls, v: list[ClientSpec], info: ValidationInfo) -> list[ClientSpec]:
+        if v and info.data.get("engine") != "events":
+            raise ValueError("custom clients run on the events engine only (set engine: events)")
+        if sum(c.share for c in v) > 1.0 + 1e-9:
+            raise ValueError(f"the shares add up to {sum(c.share for c in v):g}, more than 1")
+        return v
 
 
 # -- loading ----------------------------------------------------------------------------------------------

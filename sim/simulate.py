@@ -134,6 +134,8 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
     usage["counts"] = dict(sorted(book.counts.items()))
     usage["run"] = {"seed": seed, "version": sim.__version__, "scenario": sc.name, "engine": sc.engine,
                     "warmup_days": warm}
+    if getattr(world, "client_counts", None) and sc.clients:
+        usage["run"]["clients"] = world.client_counts  # users per behaviour (custom clients)
     enforcement: dict = {}
     if enforcer is not None:
         enforcer.finish(usage["meters"])

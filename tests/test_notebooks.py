@@ -122,3 +122,46 @@ def test_tls_what_if_shows_a_difference_the_floors_do_not_hide():
     for total in (ref["total"], min(totals), max(totals)):
         assert f"${total:.2f}" in text
     assert f"{ref['handshake_share']:.1%}" in text
+
+
+CUSTOM = NOTEBOOK_DIR / "custom-client.ipynb"
+
+
+def test_saved_custom_client_notebook_shows_its_plot_and_both_runs():
+    nb = nbformat.read(str(CUSTOM), as_version=4)
+    assert any("image/png" in o.get("data", {}) for o in outputs(nb))
+    assert len(tagged_json(nb, "summary")["runs"]) == 2
+
+
+@pytest.mark.slow
+def test_custom_client_notebook_shows_what_always_connected_clients_do_to_the_bill():
+    nb = executed(CUSTOM)
+    s = tagged_json(nb, "summary")
+    phones, mixed = s["runs"].values()
+
+    # Same app, same users: every registered user is active in both runs.
+    assert phones["mau"] == mixed["mau"] == s["users"]
+
+    # Web tabs stay connected through office hours and ping every 25 s; phones connect briefly and often.
+    assert mixed["peak_ccu"] > 2 * phones["peak_ccu"]
+    assert mixed["keepalives"] > 10 * phones["keepalives"]
+    assert mixed["outbound_MB"]["keepalive"] > 10 * phones["outbound_MB"]["keepalive"]
+    assert mixed["messages_originated"] > phones["messages_originated"]   # the bots
+
+    # mesibo-cloud's MAU line bills max(MAU, 10 x peak CCU) of the priced usage, minus the included MAU; the
+    # minimum commitment lifts a smaller total to it.
+    for r in (phones, mixed):
+        assert r["mau_quantity"] == max(r["bill_mau"], 10 * r["bill_peak_ccu"])
+        assert r["billable_mau"] == max(0.0, r["mau_quantity"] - s["mau_included"])
+        assert r["total"] == max(s["minimum"], r["total_without_minimum"])
+    assert mixed["mau_quantity"] > phones["mau_quantity"]
+    assert mixed["total_without_minimum"] >= phones["total_without_minimum"]
+
+    # The conclusion is written from these numbers, not typed in.
+    text = "".join(o.data["text/markdown"] for o in outputs(nb) if "text/markdown" in o.get("data", {}))
+    for r in (phones, mixed):
+        assert f"{r['peak_ccu']} " in text and f"{r['keepalives']:,}" in text
+        assert f"${r['total']:.2f}" in text and f"${r['total_without_minimum']:.2f}" in text
+
+    # The notebook's own client module was written to a temporary directory, not into the repository.
+    assert not (NOTEBOOK_DIR / "my_clients.py").exists() and not (ROOT / "my_clients.py").exists()

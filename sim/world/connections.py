@@ -166,8 +166,18 @@ class ConnectionMeter:
         else:
             cycles = None
         if cycles is not None:
-            spread(self.keepalive_diff, start, end, cycles.astype(np.float64))
-            self._count("keepalives", int(cycles.sum()))
+            amount = cycles.astype(np.float64)
+            spread(self.keepalive_diff, start, end, amount)
+            # counted as metered: the share of a connection's keep-alives spread over minutes before the period
+            # (a connection up since the warm-up) is in no minute of the period, so not in its count either
+            m0 = int(self.day_starts[0] // MINUTE_MS)
+            early = np.flatnonzero(start < m0 * MINUTE_MS)
+            before = 0.0
+            if early.size:
+                a = np.clip(start[early] // MINUTE_MS, 0, self.minutes - 1)
+                b = np.clip((np.maximum(end[early], start[early] + 1) - 1) // MINUTE_MS, 0, self.minutes - 1)
+                before = float((amount[early] / (b - a + 1) * np.clip(m0 - a, 0, b - a + 1)).sum())
+            self._count("keepalives", int(round(float(amount.sum()) - before)))
         a = np.minimum((start + MINUTE_MS - 1) // MINUTE_MS, self.minutes)
         b = np.minimum((end + MINUTE_MS - 1) // MINUTE_MS, self.minutes)
         self.ccu_diff += np.bincount(a, minlength=self.minutes + 1)[: self.minutes + 1]

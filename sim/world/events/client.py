@@ -71,6 +71,11 @@ class Client:
         self.last_end = -(1 << 60)  # end of the previous connection (TLS ticket age)
         hb = self.params.get("heartbeat_s", self.heartbeat_s)
         self.hb_ms = int(round((hb if hb is not None else world.sc.network.heartbeat_s) * 1000))
+        # heartbeats shorter than the NAT's idle timeout keep the mapping; otherwise the socket dies silently
+        # after the timeout and the next heartbeat (if any) notices
+        nat = world.nat_timeout_ms
+        self.nat_ms = None if 0 < self.hb_ms < nat else nat
+        self.detect_ms = None if self.hb_ms == 0 else self.hb_ms - nat
 
     # -- what a behaviour calls ----------------------------------------------------------------------
     def run(self):
@@ -81,6 +86,15 @@ class Client:
     def sleep(self, seconds: float) -> simpy.Timeout:
         """``yield client.sleep(s)``: wait ``s`` seconds of simulated time."""
         return self.env.timeout(int(round(seconds * 1000)))
+
+    def seconds_until(self, hour: float, utc_offset_h: float | None = None) -> float:
+        """Seconds from now until the clock next shows ``hour`` (0-24) in the user's time zone (the
+        population's ``timezones`` draw), or at ``utc_offset_h`` hours from UTC if given."""
+        w = self.world
+        tz_ms = int(w.pop.tz_ms[self.user]) if utc_offset_h is None else int(round(utc_offset_h * 3_600_000))
+        day = 86_400_000
+        local = (self.env.now + w.utc_at_zero + tz_ms) % day
+        return ((int(round(hour * 3_600_000)) - local) % day) / 1000.0
 
     def hold(self, seconds: float, cause: str = "foreground") -> None:
         """Be online from now for ``seconds`` (connects now if offline; a held connection is extended)."""
@@ -142,9 +156,9 @@ class Client:
         self.conn_start = now
         self.conn_id += 1
         w.on_open(self, now, cause, resumed)
-        if w.nat_ms is not None:
+        if self.nat_ms is not None:
             cid = self.conn_id
-            later(self.env, w.nat_ms, lambda: self._nat_death(cid), 1)
+            later(self.env, self.nat_ms, lambda: self._nat_death(cid), 1)
 
     def _retry_open(self) -> None:
         if self.zombie and self.env.now < self.until:
@@ -168,9 +182,9 @@ class Client:
         w.count("nat_timeouts")
         self._close(graceful_possible=True)
         self.zombie = True
-        if w.detect_ms is None:
+        if self.detect_ms is None:
             return  # no heartbeat: the client never notices; it stays offline while it holds
-        later(self.env, w.detect_ms + w.backoff_ms(self.rng), self._retry_open, 1)
+        later(self.env, self.detect_ms + w.backoff_ms(self.rng), self._retry_open, 1)
 
     def cut(self) -> None:
         """The server closed the connection (a suspension): reconnect after it, if still held."""

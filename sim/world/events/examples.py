@@ -46,15 +46,15 @@ class Poller(Client):
 
 
 class WebSocketTab(Client):
-    """A browser tab kept open ``hours`` (8) a day from ``start_hour`` (9, UTC), pinging every ``heartbeat_s``
-    (25 s, a common WebSocket keep-alive)."""
+    """A browser tab kept open ``hours`` (8) a day from ``start_hour`` (9) on the user's local clock (or at
+    ``utc_offset_h`` if given), pinging every ``heartbeat_s`` (25 s, a common WebSocket keep-alive)."""
 
     heartbeat_s = 25.0
 
     def run(self):
         hours = float(self.params.get("hours", 8))
         start = float(self.params.get("start_hour", 9))
-        yield self.sleep(start * 3600)
+        yield self.sleep(self.seconds_until(start, self.params.get("utc_offset_h")))
         while True:
             self.hold(hours * 3600)
             yield self.sleep(DAY_S)

@@ -70,9 +70,7 @@ class EventsWorld:
         tls_on = sc.protocol.tls != "off"
         self.tickets_on = tls_on and sc.protocol.session_tickets
         self.ticket_ms = int(net.ticket_lifetime_s * 1000)
-        nat, hb = int(net.nat_idle_timeout_s * 1000), int(net.heartbeat_s * 1000)
-        self.nat_ms = None if 0 < hb < nat else nat
-        self.detect_ms = None if hb == 0 else hb - nat
+        self.nat_timeout_ms = int(net.nat_idle_timeout_s * 1000)
         self.counts: dict[str, int] = {"rejected": 0, "discarded": 0}
         self.conn = ConnectionMeter(book, protocol, net, pop.n, day_starts, tls_on, self.tickets_on)
         self.mm = MessageMeter(book, protocol, sc.messaging, self.counts)
@@ -140,6 +138,10 @@ class EventsWorld:
             else:
                 self.clients[user] = classes[k](self, user, rng, specs[k].params)
         self.n_custom = int((kind >= 0).sum())
+        #: users per behaviour (the usage's ``run.clients``): the default client and each custom one
+        self.client_counts = {"default": int(sum(1 for c in self.clients if isinstance(c, MobileClient)))}
+        for i, spec in enumerate(specs):
+            self.client_counts[spec.behaviour] = self.client_counts.get(spec.behaviour, 0) + int((kind == i).sum())
         default_hb = int(round(self.sc.network.heartbeat_s * 1000))
         # clients with their own heartbeat: keep-alives are metered per connection from each one's period
         self._custom_hb = any(c is not None and c.hb_ms != default_hb for c in self.clients)
@@ -166,7 +168,7 @@ class EventsWorld:
         env.process(self._clock(on_day))
         if self.ticks:
             env.process(self._minutes())
-        env.run(until=self.period_end + 1)
+        env.run()  # the clock stops it at the period end (_clock), before anything else happens at that instant
         self.timings["events"] = time.perf_counter() - t0
 
     def _clock(self, on_day):
@@ -175,6 +177,12 @@ class EventsWorld:
             ev = simpy.Event(env)
             ev._ok, ev._value = True, None
             env.schedule(ev, 0, (d + 1) * DAY_MS - env.now)  # URGENT: before anything else at midnight
+            if d == self.total_days - 1:
+                # then stop: [start, end) is the period, and what clients would do at its end is not in it
+                stop = simpy.Event(env)
+                stop._ok, stop._value = True, None
+                stop.callbacks.append(simpy.core.StopSimulation.callback)
+                env.schedule(stop, 0, (d + 1) * DAY_MS - env.now)
             yield ev
             self._midnight(d)
             if on_day is not None:
@@ -319,7 +327,10 @@ class EventsWorld:
     def pick_contact(self, client: Client) -> int | None:
         social = self.pop.social
         if social is not None:
-            r = int(social.partner(client.rng, np.array([client.user]))[0])
+            cache = client.__dict__.setdefault("_contact_draws", [])
+            if not cache:  # draw contacts 256 at a time: one numpy call, not one per message
+                cache.extend(social.partner(client.rng, np.full(256, client.user, dtype=np.int64)).tolist()[::-1])
+            r = cache.pop()
             if r >= 0:
                 return r
         ids = self.active_list  # no contacts (a user outside the graph): anyone who uses the app
@@ -384,12 +395,14 @@ class EventsWorld:
     def finish(self) -> dict:
         """Close what is still open at the period end; flush; return the world meters."""
         end = self.period_end
-        still = [(c.user, c.conn_start) for c in self.clients if c is not None and c.connected and c.conn_start < end]
+        still = [(c.user, c.conn_start, (end - c.conn_start) // c.hb_ms if c.hb_ms > 0 else 0)
+                 for c in self.clients if c is not None and c.connected and c.conn_start < end]
         self.server.expire_until(end)
         self._flush()
         if still:
-            s = np.array(still, dtype=np.int64)
-            self.conn.record_close(s[:, 0], s[:, 1], np.full(len(still), end, dtype=np.int64), None)
+            s = _table(still, 3)
+            self.conn.record_close(s[:, 0], s[:, 1], np.full(len(still), end, dtype=np.int64), None,
+                                   s[:, 2] if self._custom_hb else None)
         waiting = self.server.waiting()
         self.count("stored", sum(1 for c in waiting if c.kind == MSG))
         self.count("receipts_stored", sum(1 for c in waiting if c.kind != MSG))
