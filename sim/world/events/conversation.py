@@ -1,10 +1,12 @@
 """Who a client's messages go to, decided when they are sent (the conversation structure of
 :mod:`sim.world.conversations`, applied one message at a time).
 
-A session has one thread: a reply to whoever last wrote to the user within ``reply_window_s`` (with
-``reply_probability``), else a live chat with the first of the user's ``live_contacts`` favourites who
-is online now (with ``live_conversation_fraction``), else a favourite contact (Zipf over the contact
-list). A message goes to its session's thread with ``session_focus``, else to another contact; a group
+A session has one thread: a reply to whoever last opened a thread towards the user within
+``reply_window_s`` (with ``reply_probability``), else a live chat with the first of the user's
+``live_contacts`` favourites who is online now (with ``live_conversation_fraction``), else a favourite
+contact (Zipf over the contact list). "Online" is connected for a reason other than a push wake-up: a
+phone woken for a notification is not in a conversation. Both definitions are the fast engine's
+(:func:`sim.world.conversations.one_to_one`, which decides threads before wake-ups exist). A message goes to its session's thread with ``session_focus``, else to another contact; a group
 message likewise to the session's group or another of the user's groups (its other members, capped,
 muted members not pushed). Without a social graph recipients are uniform among active users.
 
@@ -62,13 +64,13 @@ class RecipientsPlan:
             r = self.thread[s]
             if r is None:
                 r = self.thread[s] = self._thread_partner(client, s)
+                rc = w.clients[r] if r >= 0 else None
+                if rc is not None:
+                    rc.last_in = (me, w.env.now)  # a thread opened towards r: what r may answer
         else:
             r = self.fresh[j]
         if r < 0 or r == me:
             return [], None
-        rc = w.clients[r]
-        if rc is not None:
-            rc.last_in = (me, w.env.now)
         return [r], None
 
     def _thread_partner(self, client, s: int) -> int:
@@ -82,7 +84,8 @@ class RecipientsPlan:
             hi = min(int(c.off[client.user + 1]), lo + cv.live_contacts)
             for r in c.items[lo:hi].tolist():
                 rc = w.clients[r]
-                if rc is not None and rc.connected:
+                if rc is not None and rc.connected and (getattr(rc, "screen", 1) > 0
+                                                        or getattr(rc, "wake_until", 0) <= now):
                     return r
         return self.primary[s]
 
