@@ -29,6 +29,10 @@ CAUSE = {"foreground": FOREGROUND, "background": BACKGROUND, "push": PUSH, "call
 LATE = 2  # SimPy priority after NORMAL (1): "is anyone still holding?" runs after same-time requests
 
 
+def _fire(ev: _Call) -> None:
+    ev.fn()
+
+
 class _Call(simpy.Event):
     """A triggered SimPy event whose one callback calls ``fn()``: a timer without a process."""
 
@@ -36,7 +40,8 @@ class _Call(simpy.Event):
         self.env = env
         self._ok = True
         self._value = None
-        self.callbacks = [lambda _e: fn()]
+        self.fn = fn
+        self.callbacks = [_fire]
 
 
 def later(env: simpy.Environment, delay_ms: int, fn, priority: int = 1) -> None:
@@ -118,7 +123,8 @@ class Client:
     # -- connection mechanics ------------------------------------------------------------------------
     def hold_until(self, end: int, cause: int) -> None:
         env = self.env
-        if end <= env.now:
+        now = env._now
+        if end <= now:
             return
         if self.connected or self.zombie:
             if self.zombie and cause == PUSH:
@@ -130,10 +136,10 @@ class Client:
             return
         self.until = end
         self._open(cause)
-        later(env, end - env.now, self._check, LATE)
+        env.schedule(_Call(env, self._check), LATE, end - now)
 
     def _check(self) -> None:
-        now = self.env.now
+        now = self.env._now
         if now >= self.until:
             if self.connected:
                 self._close(graceful_possible=True)
@@ -143,14 +149,14 @@ class Client:
 
     def _open(self, cause: int) -> None:
         w = self.world
-        now = self.env.now
-        if w.server.refuse_connect(now):
+        now = self.env._now
+        if w.server.suspended_until > now and w.server.refuse_connect(now):
             # the server refuses connects (a suspension): retry when it ends, plus a back-off
             later(self.env, w.server.suspended_until - now + w.backoff_ms(self.rng), self._retry_open, 1)
             self.zombie = True
             return
         resumed = (w.tickets_on and now - self.last_end <= w.ticket_ms
-                   and self.rng.random() < w.sc.network.tls_resumption_probability)
+                   and self.rng.random() < w.p_resume)
         self.connected = True
         self.zombie = False
         self.conn_start = now
@@ -167,8 +173,8 @@ class Client:
 
     def _close(self, graceful_possible: bool) -> None:
         w = self.world
-        now = self.env.now
-        graceful = graceful_possible and self.rng.random() < w.sc.network.graceful_close_fraction
+        now = self.env._now
+        graceful = graceful_possible and w.p_graceful > 0 and self.rng.random() < w.p_graceful
         self.connected = False
         self.last_end = now
         w.on_close(self, self.conn_start, now, graceful)

@@ -86,13 +86,14 @@ class MobileClient(Client):
             self._plan(d)
             end = (d + 1) * DAY_MS
             ag = self.agenda
+            pop = heapq.heappop
             while ag and ag[0][0] < end:
-                t, _, fn, arg = heapq.heappop(ag)
-                if t > env.now:
-                    yield env.timeout(t - env.now)
+                t, _, fn, arg = pop(ag)
+                if t > env._now:
+                    yield env.timeout(t - env._now)
                 fn(arg)
-            if env.now < end:
-                yield env.timeout(end - env.now)
+            if env._now < end:
+                yield env.timeout(end - env._now)
 
     def _at(self, t: int, fn, arg) -> None:
         self._seq += 1

@@ -174,14 +174,15 @@ class Server:
         if not waiting:
             return
         ttl = self.ttl
-        w = self.w
+        fin = self._final
         for c in waiting:
             if c.done:
                 continue
+            c.done = True
             if ttl is not None and c.t + ttl < now:
-                w.final(c, EXPIRED, c.t + ttl, True)
+                fin((c.recipient, c.sender, c.t, c.size, c.kind, c.store, c.new, EXPIRED, c.t + ttl, True))
                 continue
-            w.final(c, DELIVERED_LATER, now, True)
+            fin((c.recipient, c.sender, c.t, c.size, c.kind, c.store, c.new, DELIVERED_LATER, now, True))
             if c.kind == MSG:
                 self._delivered(c.recipient, c.sender, client, now)
 

@@ -70,6 +70,7 @@ class EventsWorld:
         tls_on = sc.protocol.tls != "off"
         self.tickets_on = tls_on and sc.protocol.session_tickets
         self.ticket_ms = int(net.ticket_lifetime_s * 1000)
+        self.p_resume, self.p_graceful = net.tls_resumption_probability, net.graceful_close_fraction
         self.nat_timeout_ms = int(net.nat_idle_timeout_s * 1000)
         self.counts: dict[str, int] = {"rejected": 0, "discarded": 0}
         self.conn = ConnectionMeter(book, protocol, net, pop.n, day_starts, tls_on, self.tickets_on)
