@@ -5,8 +5,8 @@
 
 Prints one JSON line:
 
-* ``raw_events_per_s``: a bare SimPy loop (``--raw-procs`` processes each yielding ``env.timeout(1)``)
-  on this machine, measured in the same run, before and after the engine (the mean of the two);
+* ``raw_events_per_s``: a bare SimPy loop (``--raw-procs`` processes, default one per user, each yielding
+  ``env.timeout(1)``) on this machine, measured in the same run, before and after the engine (the mean);
 * ``engine_events_per_s``: SimPy events the events engine processed (scheduled events, counted from the
   environment's event counter) per second of the engine's run, and ``ratio`` = engine / raw (target
   at least 1/3);
@@ -63,14 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--raw-procs", type=int, default=1000)
-    ap.add_argument("--raw-steps", type=int, default=500)
+    ap.add_argument("--raw-procs", type=int, default=None, help="processes of the bare loop (default: --users, "
+                    "so that both heaps hold as many processes)")
+    ap.add_argument("--raw-steps", type=int, default=None, help="timeouts per process (default: 2 M events in all)")
     ap.add_argument("--also-fast", action="store_true")
     args = ap.parse_args(argv)
 
     sets = [f"population.users={args.users}", f"simulation.days={args.days}", *args.set]
     sc = load_scenario(args.scenario, [*sets, "engine=events"])
-    raw1 = raw_rate(args.raw_procs, args.raw_steps)
+    procs = args.raw_procs or args.users
+    steps = args.raw_steps or max(1, 2_000_000 // procs)
+    raw1 = raw_rate(procs, steps)
 
     seen: dict = {}
     original_run = events_world.EventsWorld.run
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - w0
     finally:
         events_world.EventsWorld.run = original_run
-    raw2 = raw_rate(args.raw_procs, args.raw_steps)
+    raw2 = raw_rate(procs, steps)
     raw_wall = (raw1["per_wall_s"] + raw2["per_wall_s"]) / 2
     raw_cpu = (raw1["per_cpu_s"] + raw2["per_cpu_s"]) / 2
     counts = result.usage["counts"]
