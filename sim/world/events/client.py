@@ -112,8 +112,9 @@ class Client:
     def push(self, t: int) -> None:
         """The server pushed a notification for a copy stored while this client was offline (default: ignore)."""
 
-    def on_delivered(self, sender: int, t: int) -> None:
-        """A message copy reached this client at ``t`` (default: nothing; the mobile client reads it)."""
+    def on_delivered(self, sender: int, sent: int, t: int, loud: bool) -> None:
+        """A message copy sent at ``sent`` reached this client at ``t`` (``loud``: one its phone is notified
+        of). Default: nothing; the mobile client reads it."""
 
     def ring(self, dur_ms: int) -> None:
         """An incoming call: the VoIP push wakes the phone, which is online for the call."""

@@ -265,14 +265,16 @@ class MobileClient(Client):
             self.world.count("sessions_prompted")
             self.hold_until(now + self.world.session_ms(self.rng), PUSH)
 
-    def on_delivered(self, sender: int, t: int) -> None:
+    def on_delivered(self, sender: int, sent: int, t: int, loud: bool) -> None:
         if self.screen == 0:
-            if t < self.wake_until and not self.throttled:
-                # a woken Android app handling messages stays awake wake_s after the last one
-                end = t + self.delay + self.wake
-                self.wake_until = end
-                self.last_push = t
-                self.hold_until(end, PUSH)
+            if loud and t < self.wake_until and not self.throttled:
+                # a woken Android app stays awake wake_s after the last message it is notified of: the push for
+                # it would have come delay_s after it was sent (messages of muted groups do not count)
+                end = sent + self.delay + self.wake
+                if end > self.wake_until:
+                    self.wake_until = end
+                    self.last_push = sent
+                    self.hold_until(end, PUSH)
             if self.reads:
                 self.unread.append((sender, t))
         elif self.reads:

@@ -41,9 +41,10 @@ DAY_MS = 86_400_000
 class Copy:
     """One recipient copy in flight or in the store."""
 
-    __slots__ = ("recipient", "sender", "t", "size", "kind", "store", "new", "done")
+    __slots__ = ("recipient", "sender", "t", "size", "kind", "store", "new", "done", "loud")
 
-    def __init__(self, recipient: int, sender: int, t: int, size: int, kind: int, store: bool) -> None:
+    def __init__(self, recipient: int, sender: int, t: int, size: int, kind: int, store: bool,
+                 loud: bool = False) -> None:
         self.recipient = recipient
         self.sender = sender
         self.t = t
@@ -52,6 +53,7 @@ class Copy:
         self.store = store
         self.new = True    # not yet counted as sent (a midnight may count it while it waits)
         self.done = False  # outcome final
+        self.loud = loud   # a message the recipient's phone is notified of (not a muted group's, not a receipt)
 
 
 class Server:
@@ -145,12 +147,12 @@ class Server:
                 if self.delivery_receipts:
                     self._receipt_up((t, self.receipt_bytes))
                     self.route(frm, r, t, self.receipt_bytes, DELIVERY_RECEIPT, True)
-                rc.on_delivered(frm, t)
+                rc.on_delivered(frm, t, t, push_ok)
             return
         if not store:
             w.finals.append((r, frm, t, size, kind, store, True, DROPPED, t, True))
             return
-        c = Copy(r, frm, t, size, kind, store)
+        c = Copy(r, frm, t, size, kind, store, push_ok)
         if w.hooks and t >= w.offset and w.storage_refused(c):
             w.final(c, DISCARDED, t, True)
             w.count("discarded_storage")
@@ -184,13 +186,14 @@ class Server:
                 continue
             fin((c.recipient, c.sender, c.t, c.size, c.kind, c.store, c.new, DELIVERED_LATER, now, True))
             if c.kind == MSG:
-                self._delivered(c.recipient, c.sender, client, now)
+                self._delivered(c.recipient, c.sender, client, now, c.t, c.loud)
 
-    def _delivered(self, r: int, frm: int, rc, t: int) -> None:
-        """A message copy from ``frm`` reached ``r`` at ``t``: delivery receipt back, the client reads."""
+    def _delivered(self, r: int, frm: int, rc, t: int, sent: int, loud: bool) -> None:
+        """A message copy from ``frm``, sent at ``sent``, reached ``r`` at ``t``: delivery receipt back, and
+        the client reads it."""
         if self.delivery_receipts:
             self.receipt(r, frm, t, DELIVERY_RECEIPT)
-        rc.on_delivered(frm, t)
+        rc.on_delivered(frm, sent, t, loud)
 
     def receipt(self, frm: int, to: int, t: int, kind: int = READ_RECEIPT) -> None:
         """A receipt from ``frm`` to ``to``: uploaded, then routed like a copy (never pushed)."""

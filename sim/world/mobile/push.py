@@ -123,17 +123,44 @@ def wake_intervals(pop: Population, recipient: np.ndarray, t: np.ndarray, cfg: P
         else:
             dur = mean_ms * lognormal_mean_one(rng, act.session_sigma, len(iv))
         end = np.where(opens, np.maximum(iv.end, iv.start + np.round(dur).astype(np.int64)), iv.end)
-        # a wake inside a launch an earlier wake prompted finds the user in the app: no push was needed and
-        # nothing is prompted (what the events engine does, where the server sees the user online)
-        opens &= iv.start >= _previous_max(iv.user, end)
-        if launch_budget is not None:
-            opens &= _rank_within_user(iv.user, opens) < launch_budget[iv.user]
+        opens = _prompted(iv.user, iv.start, end, opens, launch_budget)
         opened = np.flatnonzero(opens)
         if state is not None:
             state.note_prompted(iv.user[opened])
         iv.end[opened] = end[opened]
         iv = _disjoint(iv)  # a longer session may reach the next wake
     return iv
+
+
+def _prompted(user: np.ndarray, start: np.ndarray, end: np.ndarray, cand: np.ndarray,
+              budget: np.ndarray | None) -> np.ndarray:
+    """Which wakes (sorted by user, start) prompt a launch: a candidate (``cand``: the user opens the app after
+    it) does unless it falls inside a launch an earlier wake prompted (the user is in the app: the server saw
+    them online and sent no push, as in the events engine) or the user's launches today reached ``budget``.
+
+    A wake is surely outside every earlier launch if it starts after the ends of all earlier *candidates*'
+    launches (a superset); only users with a wake inside one of those are decided one wake at a time.
+    """
+    prev = _previous_max(user, np.where(cand, end, -1))
+    inside = cand & (start < prev)
+    opens = cand & ~inside
+    if budget is not None:
+        opens &= _rank_within_user(user, opens) < budget[user]
+    if not inside.any():
+        return opens
+    who = np.zeros(int(user.max()) + 1, dtype=bool)
+    who[user[inside]] = True
+    rows = np.flatnonzero(cand & who[user])
+    opens[rows] = False
+    last_user, reach, count = -1, -1, 0
+    for i, u, st, en in zip(rows.tolist(), user[rows].tolist(), start[rows].tolist(), end[rows].tolist(), strict=True):
+        if u != last_user:
+            last_user, reach, count = u, -1, 0
+        if st >= reach and (budget is None or count < budget[u]):
+            opens[i] = True
+            reach = max(reach, en)
+            count += 1
+    return opens
 
 
 def _previous_max(user: np.ndarray, value: np.ndarray) -> np.ndarray:
