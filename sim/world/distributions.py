@@ -15,3 +15,27 @@ def lognormal_mean_one(rng: np.random.Generator, sigma: float, size: int) -> np.
     if sigma == 0:
         return np.ones(size)
     return rng.lognormal(-0.5 * sigma * sigma, sigma, size)
+
+
+def session_lengths(rng: np.random.Generator, act, n: int) -> np.ndarray:
+    """``n`` foreground session lengths (int ms, at least 1): exponential or log-normal with mean
+    ``act.session_mean_s`` (a scenario's ``activity``)."""
+    mean_ms = act.session_mean_s * 1000.0
+    if act.session_distribution == "exponential":
+        dur = rng.exponential(mean_ms, n)
+    else:
+        dur = mean_ms * lognormal_mean_one(rng, act.session_sigma, n)
+    return np.maximum(1, np.round(dur)).astype(np.int64)
+
+
+def launches(rng: np.random.Generator, act, mult: np.ndarray, prompted: np.ndarray) -> np.ndarray:
+    """Spontaneous app launches of day-active users with session multipliers ``mult``: ``1 + Poisson``
+    (``min_one_session``) or ``Poisson`` with mean ``sessions_per_dau_per_day x mult``, fewer by the launches
+    notifications prompt on average (``prompted``): they are part of the measured launch rate."""
+    m = act.sessions_per_dau_per_day
+    if act.min_one_session:
+        # at least one launch a day: a spontaneous one, unless notifications prompt one or more on average
+        sure = prompted < 1.0
+        return sure + rng.poisson(np.maximum(np.where(sure, (m - 1.0) * mult, m * mult) - prompted, 0.0))
+    return rng.poisson(np.maximum(m * mult - prompted, 0.0))
+

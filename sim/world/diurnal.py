@@ -22,3 +22,10 @@ def diurnal_cdf(d: Diurnal) -> np.ndarray:
     w = diurnal_weights(d)
     cdf = np.cumsum(w)
     return cdf / cdf[-1]
+
+
+def local_times(rng, cdf: np.ndarray, n: int) -> np.ndarray:
+    """``n`` local times of day (int ms) on the diurnal curve ``cdf``: a minute from the curve, uniform within it."""
+    minute = np.searchsorted(cdf, rng.random(n), side="right")
+    return minute * 60_000 + (rng.random(n) * 60_000).astype(np.int64)
+

@@ -27,7 +27,8 @@ import heapq
 
 import numpy as np
 
-from sim.world.distributions import lognormal_mean_one
+from sim.world.distributions import launches, session_lengths
+from sim.world.diurnal import local_times
 from sim.world.events.client import Client, later
 from sim.world.population import IOS
 from sim.world.timeline import BACKGROUND, FOREGROUND, PUSH
@@ -123,26 +124,13 @@ class MobileClient(Client):
             return
         w.count("day_active_user_days")
         a = sc.activity
-        m, less = a.sessions_per_dau_per_day, self.prompted_mean
-        if a.min_one_session:
-            sure = less < 1.0
-            n = int(sure) + int(rng.poisson(max(((m - 1.0) if sure else m) * self.smult - less, 0.0)))
-        else:
-            n = int(rng.poisson(max(m * self.smult - less, 0.0)))
+        n = int(launches(rng, a, np.array([self.smult]), np.array([self.prompted_mean]))[0])
         w.count("sessions_spontaneous", n)
         if n == 0:
             w.note_day(0.0)
             return
-        cs = d * DAY_MS
-        minute = np.searchsorted(w.cdf, rng.random(n), side="right")
-        local = minute * MINUTE_MS + (rng.random(n) * MINUTE_MS).astype(np.int64)
-        start = cs + np.mod(local - self.tz - w.utc_at_zero, DAY_MS)
-        mean_ms = a.session_mean_s * 1000.0
-        if a.session_distribution == "exponential":
-            dur = rng.exponential(mean_ms, n)
-        else:
-            dur = mean_ms * lognormal_mean_one(rng, a.session_sigma, n)
-        dur = np.maximum(1, np.round(dur)).astype(np.int64)
+        start = d * DAY_MS + np.mod(local_times(rng, w.cdf, n) - self.tz - w.utc_at_zero, DAY_MS)
+        dur = session_lengths(rng, a, n)
         w.note_day(float(dur.sum()))
         self._today = (start, dur)
 

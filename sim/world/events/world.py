@@ -22,19 +22,18 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from datetime import timedelta
 from itertools import chain
 
 import numpy as np
 import simpy
 
 from sim.meters import MeterBook
-from sim.pricing.period import Period
 from sim.rng import Streams
 from sim.scenario import Scenario
+from sim.world.clock import WorldClock, active_days
 from sim.world.connections import DAY_MS, ConnectionMeter
 from sim.world.copies import MSG, PENDING, Copies, Routed
-from sim.world.distributions import lognormal_mean_one
+from sim.world.distributions import lognormal_mean_one, session_lengths
 from sim.world.diurnal import diurnal_cdf
 from sim.world.enforcer import Enforcer, Shifted, watched_usage
 from sim.world.events.client import Client, client_class
@@ -55,17 +54,12 @@ class EventsWorld:
                  enforcer: Enforcer | None = None) -> None:
         self.sc, self.streams, self.book, self.protocol = sc, streams, book, protocol
         self.pop = pop = Population.draw(sc, streams)
-        self.days = sc.simulation.days
-        self.warm = sc.simulation.warmup_days
-        self.offset = self.warm * DAY_MS
-        self.total_days = self.warm + self.days
-        self.period_end = self.total_days * DAY_MS
+        clock = WorldClock.of(sc)
+        self.days, self.warm, self.offset = clock.days, clock.warm, clock.offset
+        self.total_days, self.period_end, self.utc_at_zero = clock.total_days, clock.period_end, clock.utc_at_zero
+        day_starts = clock.day_starts
         self.cdf = diurnal_cdf(sc.activity.diurnal)
         start = sc.simulation.start
-        self.utc_at_zero = ((start.hour * 60 + start.minute) * 60 + start.second) * 1000 + start.microsecond // 1000
-        period = Period.create(start, start + timedelta(days=self.days), sc.simulation.tz or "UTC")
-        day_starts = self.offset + np.array([round((d - period.start).total_seconds() * 1000)
-                                             for d in period.day_starts], dtype=np.int64)
         net = sc.network
         tls_on = sc.protocol.tls != "off"
         self.tickets_on = tls_on and sc.protocol.session_tickets
@@ -87,11 +81,8 @@ class EventsWorld:
         self.minute_counts = (np.zeros(1440), np.zeros(1440)) if self.ticks else None
         self.enforcer.begin(start, self.days * 1440)
         # every active user uses the app on at least one day of the period (MAU = active users)
-        act = streams.generator("events", "activity_days")
-        self.sure_day = np.full(pop.n, -1, dtype=np.int64)
-        self.sure_day[pop.active_ids] = act.integers(0, self.days, pop.active_ids.size)
-        q = sc.population.dau_over_mau
-        self.p_other_day = 1.0 if self.days == 1 else max(0.0, (q - 1.0 / self.days) / (1.0 - 1.0 / self.days))
+        self.sure_day, self.p_other_day = active_days(sc, pop.active_ids, pop.n,
+                                                      streams.generator("events", "activity_days"))
         horizon = self.period_end + 2 * DAY_MS
         self.tpl_light = DozeTemplate.build(sc.os.android, False, horizon)
         self.tpl_deep = DozeTemplate.build(sc.os.android, True, horizon)
@@ -288,11 +279,8 @@ class EventsWorld:
         return [task if x else life for x in (client.rng.random(n) < osm.ios.background_task_fraction).tolist()]
 
     def session_ms(self, rng) -> int:
-        a = self.sc.activity
-        mean_ms = a.session_mean_s * 1000.0
-        if a.session_distribution == "exponential":
-            return max(1, int(round(rng.exponential(mean_ms))))
-        return max(1, int(round(mean_ms * float(lognormal_mean_one(rng, a.session_sigma, 1)[0]))))
+        """One foreground session length (a launch a notification prompted)."""
+        return int(session_lengths(rng, self.sc.activity, 1)[0])
 
     def message_sizes(self, rng, n: int) -> np.ndarray:
         cfg = self.sc.messaging

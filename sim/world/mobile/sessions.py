@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.scenario import Activity
-from sim.world.distributions import lognormal_mean_one
-from sim.world.diurnal import diurnal_cdf, diurnal_weights  # noqa: F401 - re-exported
+from sim.world.distributions import launches, session_lengths
+from sim.world.diurnal import diurnal_cdf, diurnal_weights, local_times  # noqa: F401 - re-exported
 from sim.world.population import Population
 from sim.world.timeline import KEY
 
@@ -60,27 +60,14 @@ def draw_sessions(rng: np.random.Generator, pop: Population, users: np.ndarray, 
     """
     mult = pop.session_mult[users]  # per-user habit (log-normal, mean 1): light and heavy users
     less = np.zeros(users.size) if prompted is None else prompted[users]
-    m = act.sessions_per_dau_per_day
-    if act.min_one_session:
-        # at least one launch a day: a spontaneous one, unless notifications prompt one or more on average
-        sure = less < 1.0
-        counts = sure + rng.poisson(np.maximum(np.where(sure, (m - 1.0) * mult, m * mult) - less, 0.0))
-    else:
-        counts = rng.poisson(np.maximum(m * mult - less, 0.0))
+    counts = launches(rng, act, mult, less)
     user = np.repeat(users, counts)
     m = user.size
-    minute = np.searchsorted(cdf, rng.random(m), side="right")
-    local = minute * MINUTE_MS + (rng.random(m) * MINUTE_MS).astype(np.int64)
+    local = local_times(rng, cdf, m)
     start = day_start + np.mod(local - pop.tz_ms[user] - utc_at_zero_ms, DAY_MS)
     # sort by (user, start) on the packed key itself (cheaper than argsort + gathers); durations are
     # drawn afterwards, i.i.d., so they need no reordering
     key = np.sort(user * KEY + start)
     user = key // KEY
     start = key - user * KEY
-    mean_ms = act.session_mean_s * 1000.0
-    if act.session_distribution == "exponential":
-        dur = rng.exponential(mean_ms, m)
-    else:
-        dur = mean_ms * lognormal_mean_one(rng, act.session_sigma, m)
-    dur = np.maximum(1, np.round(dur)).astype(np.int64)
-    return Sessions(user, start, dur)
+    return Sessions(user, start, session_lengths(rng, act, m))

@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import timedelta
 
 import numpy as np
 import simpy
 
 from sim.meters import MeterBook
-from sim.pricing.period import Period
 from sim.rng import Streams
 from sim.scenario import Scenario
+from sim.world.clock import WorldClock, active_days
 from sim.world.connections import DAY_MS, MINUTE_MS, ConnectionMeter
 from sim.world.enforcer import REJECT_REASONS, Admission, Enforcer, Shifted, watched_usage
 from sim.world.message_meter import MessageMeter
@@ -87,19 +86,14 @@ class MobileWorld:
         self.book = book
         self.protocol = protocol
         self.pop = Population.draw(sc, streams)
-        self.days = sc.simulation.days
         # The world's clock starts warm-up days before the billing period (book.start): the period
         # begins in steady state, and what the warm-up did is cut off the book (MeterBook.tail).
-        self.warm = sc.simulation.warmup_days
-        self.offset = self.warm * DAY_MS
-        self.total_days = self.warm + self.days
-        self.period_end = self.total_days * DAY_MS
+        clock = WorldClock.of(sc)
+        self.days, self.warm, self.offset = clock.days, clock.warm, clock.offset
+        self.total_days, self.period_end, self.utc_at_zero = clock.total_days, clock.period_end, clock.utc_at_zero
+        day_starts = clock.day_starts
         self.cdf = diurnal_cdf(sc.activity.diurnal)
         start = sc.simulation.start
-        self.utc_at_zero = ((start.hour * 60 + start.minute) * 60 + start.second) * 1000 + start.microsecond // 1000
-        period = Period.create(start, start + timedelta(days=self.days), sc.simulation.tz or "UTC")
-        day_starts = self.offset + np.array([round((d - period.start).total_seconds() * 1000)
-                                             for d in period.day_starts], dtype=np.int64)
         tls_on = sc.protocol.tls != "off"
         self.conn = ConnectionMeter(book, protocol, sc.network, self.pop.n, day_starts, tls_on,
                                     tls_on and sc.protocol.session_tickets)
@@ -107,11 +101,8 @@ class MobileWorld:
         self.enforcer = Shifted(enforcer, self.offset, self.warm * 1440) if self._hooks else Enforcer()
         # Every active user uses the app on at least one day of the period (so MAU is the active users):
         # a sure day each, plus other days at the rate that keeps P(day-active) = dau_over_mau.
-        act = streams.generator("activity_days")
-        self.sure_day = np.full(self.pop.n, -1, dtype=np.int64)
-        self.sure_day[self.pop.active_ids] = act.integers(0, self.days, self.pop.active_ids.size)
-        q, n_days = sc.population.dau_over_mau, self.days
-        self.p_other_day = 1.0 if n_days == 1 else max(0.0, (q - 1.0 / n_days) / (1.0 - 1.0 / n_days))
+        self.sure_day, self.p_other_day = active_days(sc, self.pop.active_ids, self.pop.n,
+                                                      streams.generator("activity_days"))
         self._warm_counts: dict[str, int] = {}
         self.push_state = PushState(self.pop.n)
         # every run reports these (0 without an enforcer), so that with limits that never bind the
