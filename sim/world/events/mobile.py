@@ -17,8 +17,11 @@ the calls it places, and then lives through them on the SimPy clock:
 * calls: both ends online, the callee after its VoIP push delay.
 
 Model choices shared with the fast engine (so that the two can be compared): a launch a notification
-prompted holds the connection but is not a screen session (no reads, no messages); messages of a
-session are spread over the whole session.
+prompted holds the connection but is not a screen session (no reads, no messages). Left different, below
+what tests/test_engines_agree.py resolves: messages of a session are spread over the whole session here
+(the fast engine: over its part before midnight), and an iOS copy that arrives while an earlier push keeps
+the phone awake sends no push here, so it does not use up the throttle slot (the fast engine decides push
+candidates before wake-ups exist, so it does).
 """
 
 from __future__ import annotations
