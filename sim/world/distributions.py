@@ -28,14 +28,17 @@ def session_lengths(rng: np.random.Generator, act, n: int) -> np.ndarray:
     return np.maximum(1, np.round(dur)).astype(np.int64)
 
 
-def launches(rng: np.random.Generator, act, mult: np.ndarray, prompted: np.ndarray) -> np.ndarray:
+def launches(rng: np.random.Generator, act, mult: np.ndarray, prompted: np.ndarray,
+             must: np.ndarray | bool = False) -> np.ndarray:
     """Spontaneous app launches of day-active users with session multipliers ``mult``: ``1 + Poisson``
     (``min_one_session``) or ``Poisson`` with mean ``sessions_per_dau_per_day x mult``, fewer by the launches
-    notifications prompt on average (``prompted``): they are part of the measured launch rate."""
+    notifications prompt on average (``prompted``): they are part of the measured launch rate. ``must``: users
+    who surely open the app today (their sure day of the period: MAU is exactly the active users)."""
     m = act.sessions_per_dau_per_day
     if act.min_one_session:
         # at least one launch a day: a spontaneous one, unless notifications prompt one or more on average
-        sure = prompted < 1.0
+        # (and it is not the user's sure day)
+        sure = (prompted < 1.0) | must
         return sure + rng.poisson(np.maximum(np.where(sure, (m - 1.0) * mult, m * mult) - prompted, 0.0))
     return rng.poisson(np.maximum(m * mult - prompted, 0.0))
 

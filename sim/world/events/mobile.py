@@ -127,7 +127,8 @@ class MobileClient(Client):
             return
         w.count("day_active_user_days")
         a = sc.activity
-        n = int(launches(rng, a, np.array([self.smult]), np.array([self.prompted_mean]))[0])
+        n = int(launches(rng, a, np.array([self.smult]), np.array([self.prompted_mean]),
+                         bool(w.sure_day[self.user] == p))[0])
         w.count("sessions_spontaneous", n)
         if n == 0:
             w.note_day(0.0)

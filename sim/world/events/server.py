@@ -20,6 +20,8 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from sim.world.copies import (
     DELIVERED_LATER,
     DELIVERED_NOW,
@@ -30,6 +32,7 @@ from sim.world.copies import (
     MSG,
     READ_RECEIPT,
 )
+from sim.world.enforcer import REJECT_REASONS, Admission
 from sim.world.events.client import later
 
 if TYPE_CHECKING:
@@ -108,10 +111,6 @@ class Server:
 
     def _admit_one(self, client, t: int, size: int, copies: int) -> bool:
         """An enforcer written for the fast engine's day batches (``admit_messages`` only) sees one message."""
-        import numpy as np
-
-        from sim.world.enforcer import REJECT_REASONS, Admission
-
         w = self.w
         res = w.enforcer.admit_messages(np.array([t]), np.array([client.user]), np.array([copies]))
         if res is None:

@@ -50,17 +50,18 @@ class Sessions:
 
 def draw_sessions(rng: np.random.Generator, pop: Population, users: np.ndarray, day_start: int,
                   act: Activity, cdf: np.ndarray, utc_at_zero_ms: int = 0,
-                  prompted: np.ndarray | None = None) -> Sessions:
+                  prompted: np.ndarray | None = None, must: np.ndarray | None = None) -> Sessions:
     """Sessions starting in ``[day_start, day_start + 1 day)`` for the day-active ``users``.
 
     ``utc_at_zero_ms``: UTC time of day at world time 0 (a period may start at any minute), so that a
     user's local evening falls on the right UTC hours whatever the period's start. ``prompted``: per
     user, launches a day that notifications prompt (:class:`sim.world.mobile.push.PushState`); they are part
-    of the user's launch rate, so the spontaneous ones drawn here are fewer by as many.
+    of the user's launch rate, so the spontaneous ones drawn here are fewer by as many. ``must`` (bool per
+    user of ``users``): users who surely open the app today (their sure day), whatever notifications prompt.
     """
     mult = pop.session_mult[users]  # per-user habit (log-normal, mean 1): light and heavy users
     less = np.zeros(users.size) if prompted is None else prompted[users]
-    counts = launches(rng, act, mult, less)
+    counts = launches(rng, act, mult, less, False if must is None else must)
     user = np.repeat(users, counts)
     m = user.size
     local = local_times(rng, cdf, m)

@@ -191,7 +191,7 @@ class MobileWorld:
         self._active_today = np.zeros(pop.n, dtype=bool)
         self._active_today[users] = True
         sess = draw_sessions(rng_sess, pop, users, cs, sc.activity, self.cdf, self.utc_at_zero,
-                             self.push_state.prompted)
+                             self.push_state.prompted, self.sure_day[users] == d - self.warm)
         self._count("day_active_user_days", users.size)
         self._count("sessions_spontaneous", len(sess.start))
         fg = Intervals.new(sess.user, sess.start, sess.end, FOREGROUND)  # screen-on, sorted by (user, start)
