@@ -8,14 +8,14 @@ from decimal import Decimal
 
 from helpers import GB, D, amounts, bill, usage
 
-from sim.pricing.bill import clean, quantity_text
 from sim.cli import main
 from sim.comparison import PlanOutcome
+from sim.pricing.bill import clean, quantity_text
 from sim.pricing.plan import load_plan
 from sim.pricing.pricing import is_one_month, price
 from sim.pricing.report import bill_table, cheapest, comparison
-from sim.run import bills_document
 from sim.pricing.usage import Usage, usage_from_dict
+from sim.run import bills_document
 
 TWO_DAYS = {"start": "2026-11-01", "end": "2026-11-03"}
 FORTY_FIVE_DAYS = {"start": "2026-11-01", "end": "2026-12-16"}      # 30 November days + 15 December days

@@ -9,9 +9,9 @@ import pytest
 
 from sim.pricing.plan import load_plan
 from sim.pricing.pricing import price
+from sim.pricing.usage import usage_from_dict
 from sim.scenario import load_scenario
 from sim.simulate import simulate
-from sim.pricing.usage import usage_from_dict
 from sim.world.enforcer import Enforcer
 from sim.world.plan_enforcer import PlanEnforcer
 

@@ -10,8 +10,8 @@ import pytest
 from sim.meters import MeterBook
 from sim.pricing.plan import load_plan
 from sim.pricing.restrictions import Restriction
-from sim.world.iot.fleet import IotFleetConfig, _Fleet, simulate_fleet
 from sim.world.iot.enforcer import IotPlanLimits
+from sim.world.iot.fleet import IotFleetConfig, _Fleet, simulate_fleet
 
 START = datetime(2026, 11, 1)
 QUIET = {"drops_per_device_per_day": 0.0, "payload_bytes": (100, 100)}

@@ -14,10 +14,10 @@ import pytest
 
 from sim.pricing.plan import load_plan
 from sim.pricing.pricing import price
+from sim.pricing.usage import usage_from_dict
 from sim.rng import Streams
 from sim.scenario import validate_scenario
 from sim.simulate import simulate
-from sim.pricing.usage import usage_from_dict
 from sim.world.population import Population
 
 

@@ -6,8 +6,8 @@ import numpy as np
 
 from sim.rng import Streams
 from sim.scenario import validate_scenario
-from sim.world.population import ANDROID, IOS, Population
 from sim.world.mobile.push import PushState, wake_intervals
+from sim.world.population import ANDROID, IOS, Population
 
 
 def two_users():

@@ -243,8 +243,8 @@ def test_calls_of_a_session_running_past_midnight_fall_inside_the_day_not_on_its
     from sim.rng import Streams
     from sim.scenario import validate_scenario
     from sim.world.mobile.calls import draw_calls
-    from sim.world.population import Population
     from sim.world.mobile.sessions import Sessions
+    from sim.world.population import Population
 
     sc = validate_scenario({"name": "c", "population": {"users": 2}, "calls": {"calls_per_dau_per_day": 200}})
     pop = Population.draw(sc, Streams(1))

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from sim.scenario import Android
-from sim.world.mobile.messaging import DELIVERED_LATER, DELIVERED_NOW, DROPPED, EXPIRED, PENDING, Copies, route
+from sim.world.mobile.messaging import (
+    DELIVERED_LATER,
+    DELIVERED_NOW,
+    DROPPED,
+    EXPIRED,
+    PENDING,
+    Copies,
+    route,
+)
 from sim.world.os_model import DozeTemplate, background_windows
 from sim.world.timeline import NEVER, Intervals, apply_suspensions, locate, merge_sorted, split_idle, union
 
