@@ -227,9 +227,6 @@ class ProbeEnforcer(Enforcer):
     def observe_message(self, *a, **k):
         self._all("observe_message", *a, **k)
 
-    def message_cap(self, t_ms):
-        return 0 if any(m.message_cap(t_ms) is not None for m in self.members) else None
-
     def _all(self, hook: str, *args, **kwargs) -> None:
         for member in self.members:
             getattr(member, hook)(*args, **kwargs)

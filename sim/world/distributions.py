@@ -42,3 +42,15 @@ def launches(rng: np.random.Generator, act, mult: np.ndarray, prompted: np.ndarr
         return sure + rng.poisson(np.maximum(np.where(sure, (m - 1.0) * mult, m * mult) - prompted, 0.0))
     return rng.poisson(np.maximum(m * mult - prompted, 0.0))
 
+
+def message_sizes(rng: np.random.Generator, cfg, n: int) -> np.ndarray:
+    """``n`` payload sizes (int bytes) of originated messages (a scenario's ``messaging``): fixed or log-normal
+    text, and a share ``media_fraction`` of media messages of ``media_message_bytes``."""
+    if cfg.size.distribution == "fixed":
+        size = np.full(n, int(round(cfg.size.mean_bytes)), dtype=np.int64)
+    else:
+        size = np.maximum(1, np.round(cfg.size.mean_bytes * lognormal_mean_one(rng, cfg.size.sigma, n))).astype(np.int64)
+    if cfg.media_fraction > 0:
+        size[rng.random(n) < cfg.media_fraction] = int(round(cfg.media_message_bytes))
+    return size
+

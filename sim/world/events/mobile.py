@@ -30,7 +30,7 @@ import heapq
 
 import numpy as np
 
-from sim.world.distributions import launches, session_lengths
+from sim.world.distributions import launches, message_sizes, session_lengths
 from sim.world.diurnal import local_times
 from sim.world.events.client import Client, later
 from sim.world.population import IOS
@@ -171,7 +171,7 @@ class MobileClient(Client):
         t = start[sess] + (rng.random(total) * dur[sess]).astype(np.int64)
         order = np.argsort(t, kind="stable")
         t, sess = t[order], sess[order]
-        size = w.message_sizes(rng, total)
+        size = message_sizes(rng, w.sc.messaging, total)
         group = rng.random(total) < mc.group_fraction if mc.group_fraction > 0 else np.zeros(total, bool)
         store = rng.random(total) >= mc.no_store_fraction if mc.no_store_fraction > 0 else np.ones(total, bool)
         plan = w.recipients_plan(self, sess, group, k.size)

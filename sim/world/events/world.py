@@ -42,7 +42,7 @@ from sim.world.events.mobile import MobileClient
 from sim.world.events.server import Server
 from sim.world.message_meter import MessageMeter
 from sim.world.mobile.calls import CallBatch, meter_calls
-from sim.world.os_model import DozeTemplate
+from sim.world.os_model import DozeTemplate, linger_ms
 from sim.world.population import IOS, Population
 from sim.world.timeline import NEVER
 
@@ -266,31 +266,13 @@ class EventsWorld:
         self._dau_today += 1
 
     def linger(self, client: MobileClient, n: int) -> list[int]:
-        """How long the socket survives each of ``n`` screen-offs (see :mod:`sim.world.os_model`)."""
-        osm = self.sc.os
-        if client.keeps:
-            return [0] * n
-        if not client.ios:
-            return [int(osm.android.bg_socket_lifetime_s * 1000)] * n
-        life = int(osm.ios.bg_socket_lifetime_s * 1000)
-        if osm.ios.background_task_fraction <= 0:
-            return [life] * n
-        task = int(max(osm.ios.background_task_s, osm.ios.bg_socket_lifetime_s) * 1000)
-        return [task if x else life for x in (client.rng.random(n) < osm.ios.background_task_fraction).tolist()]
+        """How long the socket survives each of ``n`` screen-offs (:func:`sim.world.os_model.linger_ms`)."""
+        return linger_ms(client.rng, self.pop, np.full(n, client.user, dtype=np.int64), self.sc.os).tolist()
 
     def session_ms(self, rng) -> int:
         """One foreground session length (a launch a notification prompted)."""
         return int(session_lengths(rng, self.sc.activity, 1)[0])
 
-    def message_sizes(self, rng, n: int) -> np.ndarray:
-        cfg = self.sc.messaging
-        if cfg.size.distribution == "fixed":
-            size = np.full(n, int(round(cfg.size.mean_bytes)), dtype=np.int64)
-        else:
-            size = np.maximum(1, np.round(cfg.size.mean_bytes * lognormal_mean_one(rng, cfg.size.sigma, n))).astype(np.int64)
-        if cfg.media_fraction > 0:
-            size[rng.random(n) < cfg.media_fraction] = int(round(cfg.media_message_bytes))
-        return size
 
     def recipients_plan(self, client: MobileClient, sess: np.ndarray, group: np.ndarray, n_sessions: int):
         return RecipientsPlan(self, client, sess, group, n_sessions)

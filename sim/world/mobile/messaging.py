@@ -41,7 +41,7 @@ from sim.world.copies import (  # noqa: F401 - re-exported: the fast engine's mo
     latency_histogram,
     latency_quantiles,
 )
-from sim.world.distributions import lognormal_mean_one
+from sim.world.distributions import message_sizes
 from sim.world.mobile.sessions import Sessions
 from sim.world.population import Population
 from sim.world.timeline import KEY, NEVER, Intervals, locate
@@ -101,13 +101,7 @@ def draw_messages(rng: np.random.Generator, pop: Population, sessions: Sessions,
     target.sort()
     pick = np.searchsorted(cum, target, side="right")
     t = sessions.start[pick] + (target - before[pick])
-    if cfg.size.distribution == "fixed":
-        size = np.full(m, int(round(cfg.size.mean_bytes)), dtype=np.int64)
-    else:
-        size = np.maximum(1, np.round(cfg.size.mean_bytes * lognormal_mean_one(rng, cfg.size.sigma, m))).astype(np.int64)
-    if cfg.media_fraction > 0:
-        media = rng.random(m) < cfg.media_fraction
-        size[media] = int(round(cfg.media_message_bytes))
+    size = message_sizes(rng, cfg, m)
     fanout = np.ones(m, dtype=np.int64)
     group = None if pop.social is None else np.full(m, -1, dtype=np.int64)
     if cfg.group_fraction > 0:
