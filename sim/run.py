@@ -26,7 +26,7 @@ from pathlib import Path
 from sim.errors import InputError
 from sim.scenario import Scenario, load_scenario
 from sim.simulate import RunResult, simulate
-from sim.summary import enforcement_lines, summary_lines
+from sim.summary import enforcement_lines, headroom_lines, summary_lines
 
 
 def _load_plans(names: list[str], source: str):
@@ -45,6 +45,9 @@ def _load_plans(names: list[str], source: str):
 def run_command(scenario_path: str, sets: list[str] | None, seed: int | None, out_dir: str | None,
                 progress: bool = True, max_memory: str | int | None = None) -> int:
     """Load + validate, simulate under each listed plan's limits, summarise, price, write. Returns the exit status.
+
+    After the bills, each free plan's headroom is printed (:func:`sim.summary.headroom_lines`) and, with ``--out``,
+    written to ``headroom.json`` (:func:`headroom_document`; only when a listed plan has hard limits).
 
     Every input (scenario, overrides, plans, ``--out``, the memory the run needs) is checked before anything is
     simulated or written; the outputs appear whole or not at all (:func:`staged_dir`).
@@ -75,9 +78,16 @@ def run_command(scenario_path: str, sets: list[str] | None, seed: int | None, ou
                   f"{o.quote.total} {o.quote.currency}" + ("   [limits acted: own run]" if o.enforced else ""))
             for line in enforcement_lines(o.enforcement):
                 print(f"    {line}")
+    headrooms = free_plan_headrooms(outcomes, plans)
+    for _, h in headrooms:
+        print()
+        for line in headroom_lines(h):
+            print(line)
     if out_dir:
         with staged_dir(out_dir) as tmp:
             write_outputs(result, outcomes, tmp)
+            if headrooms:
+                _write_json(tmp / "headroom.json", headroom_document(headrooms))
         print(f"wrote {out_dir}")
     return 0
 
@@ -98,6 +108,25 @@ def bills_document(outcomes) -> dict:
         bills.append(doc)
     name, tie = cheapest_usable_choice(outcomes)
     return {"bills": bills, "cheapest": name, "tie": tie}
+
+
+def free_plan_headrooms(outcomes, plans) -> list:
+    """``[(outcome, Headroom)]`` for each free plan (a plan with hard limits), on the usage of the plan's own run
+    (the usage its bill is priced on): :func:`sim.pricing.headroom.headroom`."""
+    from sim.pricing.headroom import headroom
+    from sim.pricing.usage import usage_from_dict
+
+    out = []
+    for o, plan in zip(outcomes, plans, strict=True):
+        if plan.limits:
+            out.append((o, headroom(usage_from_dict(o.usage, f"<simulated usage under {plan.name}>"), plan)))
+    return out
+
+
+def headroom_document(headrooms) -> dict:
+    """headroom.json: ``{"plans": [...]}``, one :meth:`Headroom.to_dict` per free plan, with ``own_run`` (the
+    headroom is measured on the usage of a run with the plan's limits enforced)."""
+    return {"plans": [h.to_dict() | {"own_run": o.enforced} for o, h in headrooms]}
 
 
 def write_outputs(result: RunResult, outcomes: list, out_dir: str | Path) -> None:

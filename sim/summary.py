@@ -6,6 +6,8 @@
 * the overhead share of billed outbound bytes only when billed outbound bytes carry payload; a run whose
   outbound bytes are all protocol (an IoT fleet's acknowledgements and keep-alives) says so instead of
   printing "100 %".
+
+:func:`headroom_lines` is the free-plan headroom table ``sim run`` prints after the bills.
 """
 
 from __future__ import annotations
@@ -157,3 +159,35 @@ def enforcement_lines(enf: dict, most: int = 3) -> list[str]:
     if enf.get("throttled_from"):
         lines.append(f"throttled from {enf['throttled_from']}")
     return lines
+
+
+def headroom_lines(h) -> list[str]:
+    """A free plan's headroom (:class:`sim.pricing.headroom.Headroom`) as ``sim run`` prints it: a heading line
+    in words, then one row per limit: quantity, limit, share used, exceeded, the growth factor that exceeds it."""
+    from tabulate import tabulate
+
+    from sim.pricing.bill import quantity_text
+    from sim.pricing.headroom import factor_text
+
+    body = []
+    for lim in h.limits:
+        quantity = f"{quantity_text(lim.quantity, lim.unit)} {lim.unit}" + (
+            f" (at least {lim.derived_from.split(' = ')[0]})" if lim.derived_from else "")
+        limit = f"{quantity_text(lim.limit, lim.unit)} {lim.unit}"
+        if lim.of_metric is not None:
+            limit = f"{lim.fraction} x {lim.of_metric} = {limit}"
+        used = "-" if lim.usage_fraction == float("inf") else f"{lim.usage_fraction:.1%}"
+        if lim.of_metric is not None:
+            grows = "already (ratio)" if lim.exceeded else "never (ratio)"
+        elif lim.growth_factor == 0:
+            grows = "already (any use)"
+        else:
+            grows = f"x {factor_text(lim.growth_factor)}" if lim.growth_factor != float("inf") else "never (unused)"
+        if lim.binds_first:
+            grows += "  <- binds first"
+        body.append([f"{lim.metric} ({lim.description})", quantity, limit, used,
+                     "EXCEEDED" if lim.exceeded else "no", grows])
+    table = tabulate(body, headers=["limit", "quantity", "limit value", "used", "exceeded", "exceeded at growth"],
+                     tablefmt="github", disable_numparse=True,
+                     colalign=["left", "right", "right", "right", "left", "left"])
+    return [f"free-plan headroom, {h.plan}: {h.text()}", *table.splitlines()]
