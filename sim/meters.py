@@ -85,18 +85,75 @@ class MeterBook:
             if 0 <= m < self.minutes:
                 acc[m] += float(nbytes)
             return
+        _add_at(acc, minute, nbytes)
+
+    def add_bytes_series(self, direction: str, category: str, values) -> None:
+        """Add a whole-clock per-minute array (one value per minute of the book).
+
+        The same as ``add_bytes(direction, category, np.arange(minutes), values)``, bit for bit.
+        """
+        key = (direction, category)
+        if key not in self.bytes:
+            raise KeyError(f"unknown byte category {direction}/{category}; known: {CATEGORIES}")
+        _add_clock(self.bytes[key], values)
+
+    def add_bytes_span(self, direction: str, category: str, lo: int, values) -> None:
+        """Add per-minute ``values`` to the minutes ``lo, lo + 1, ...`` (those inside the book).
+
+        The same as ``add_bytes`` with ``np.arange(lo, lo + len(values))``, bit for bit.
+        """
+        key = (direction, category)
+        if key not in self.bytes:
+            raise KeyError(f"unknown byte category {direction}/{category}; known: {CATEGORIES}")
+        _add_span(self.bytes[key], lo, values)
+
+    def add_bytes_many(self, minute, items) -> None:
+        """``add_bytes(direction, category, minute, nbytes)`` for each ``(direction, category, nbytes)`` of
+        ``items`` in turn, all at the same ``minute`` indices: one scatter for the lot, bit for bit the same
+        (each category's bins are summed in the same order, and added to the book in the same order)."""
+        items = list(items)
+        for d, c, _ in items:
+            if (d, c) not in self.bytes:
+                raise KeyError(f"unknown byte category {d}/{c}; known: {CATEGORIES}")
+        n = self.minutes
+        if np.isscalar(minute) or len(items) < 2:
+            for d, c, w in items:
+                self.add_bytes(d, c, minute, w)
+            return
         minute = np.asarray(minute, dtype=np.int64)
-        weights = np.broadcast_to(np.asarray(nbytes, dtype=np.float64), minute.shape)
-        ok = (minute >= 0) & (minute < self.minutes)
-        acc += np.bincount(minute[ok], weights=weights[ok], minlength=self.minutes)[: self.minutes]
+        if minute.ndim != 1 or minute.size * _RANGED >= n:
+            for d, c, w in items:
+                self.add_bytes(d, c, minute, w)
+            return
+        if minute.size == 0:
+            return
+        ws = [_weights(w, minute.shape) for _, _, w in items]
+        lo, hi = int(minute.min()), int(minute.max())
+        if lo < 0 or hi >= n:
+            ok = (minute >= 0) & (minute < n)
+            minute, ws = minute[ok], [w[ok] for w in ws]
+            if minute.size == 0:
+                return
+            lo, hi = int(minute.min()), int(minute.max())
+        size, k = hi - lo + 1, len(items)
+        idx = ((minute - lo)[None, :] + (np.arange(k, dtype=np.int64) * size)[:, None]).ravel()
+        sums = np.bincount(idx, weights=np.concatenate(ws), minlength=k * size).reshape(k, size)
+        for (d, c, _), row in zip(items, sums, strict=True):
+            self.bytes[(d, c)][lo : lo + size] += row
 
     def add_series(self, name: str, minute, amount=1.0) -> None:
         """Add to a summed per-minute series (e.g. ``messages`` per minute)."""
-        acc = self.series.setdefault(name, np.zeros(self.minutes, dtype=np.float64))
-        minute = np.atleast_1d(np.asarray(minute, dtype=np.int64))
-        weights = np.broadcast_to(np.asarray(amount, dtype=np.float64), minute.shape)
-        ok = (minute >= 0) & (minute < self.minutes)
-        acc += np.bincount(minute[ok], weights=weights[ok], minlength=self.minutes)[: self.minutes]
+        acc = self.series.get(name)
+        if acc is None:
+            acc = self.series[name] = np.zeros(self.minutes, dtype=np.float64)
+        _add_at(acc, np.atleast_1d(np.asarray(minute, dtype=np.int64)), amount)
+
+    def add_series_clock(self, name: str, values) -> None:
+        """``add_series(name, np.arange(minutes), values)``, bit for bit, without the scatter."""
+        acc = self.series.get(name)
+        if acc is None:
+            acc = self.series[name] = np.zeros(self.minutes, dtype=np.float64)
+        _add_clock(acc, values)
 
     def set_level(self, name: str, values: np.ndarray) -> None:
         """Store a level series sampled once per minute (concurrent connections, stored bytes)."""
@@ -189,7 +246,115 @@ def _num(v: float) -> float | int:
 
 
 def _series(values: np.ndarray) -> dict:
-    return {"interval": "1min", "values": [_num(v) for v in values]}
+    return {"interval": "1min", "values": numbers(values)}
+
+
+def numbers(values) -> list:
+    """``[_num(v) for v in values]`` (integral values as ``int``, others as ``float``), vectorised."""
+    a = np.asarray(values, dtype=np.float64).ravel()
+    whole = np.isfinite(a) & (np.floor(a) == a)
+    if not whole.any():
+        return a.tolist()
+    exact = whole & (np.abs(a) < 2.0**62)  # int64 holds them: astype is int(f)
+    if exact.all():
+        return a.astype(np.int64).tolist()
+    out = a.astype(object)
+    out[exact] = a[exact].astype(np.int64).astype(object)
+    for i in np.flatnonzero(whole & ~exact).tolist():  # huge integral floats: Python ints
+        out[i] = int(a[i])
+    return out.tolist()
+
+
+#: batches at least this fraction of the clock are scattered over the whole clock (a shifted, ranged
+#: scatter costs more than the full one for large batches)
+_RANGED = 2
+
+
+def bincount_into(acc: np.ndarray, idx: np.ndarray, weights=None, sign: int = 1) -> None:
+    """``acc += np.bincount(idx, weights, minlength=acc.size)[: acc.size]`` (``-=`` if ``sign`` < 0).
+
+    Bit for bit the same: bins are summed in the same order, and only the occupied range
+    ``[idx.min(), idx.max()]`` of ``acc`` is touched (adding the other bins' 0.0 changes nothing), so a
+    small batch costs its own size, not the clock's. Indices past ``acc`` are ignored, negative ones
+    raise (as ``np.bincount``).
+    """
+    n = acc.size
+    if idx.size == 0:
+        return
+    if idx.size * _RANGED >= n:
+        c = np.bincount(idx, weights=weights, minlength=n)[:n]
+    else:
+        lo = int(idx.min())
+        if lo < 0:
+            raise ValueError("bincount_into: negative index")
+        if lo >= n:
+            return
+        c = np.bincount(idx - lo if lo else idx, weights=weights)
+        k = min(c.size, n - lo)
+        acc = acc[lo : lo + k]
+        c = c[:k]
+    if sign < 0:
+        acc -= c
+    else:
+        acc += c
+
+
+def span_counts(idx: np.ndarray, n: int) -> tuple[int, np.ndarray]:
+    """``np.bincount(idx, minlength=n)[:n]`` as ``(lo, c)``: the counts from bin ``lo`` on (all zero
+    outside ``[lo, lo + c.size)``), computed over the occupied bins only for a small batch."""
+    if idx.size == 0:
+        return 0, np.zeros(0, dtype=np.int64)
+    if idx.size * _RANGED >= n:
+        return 0, np.bincount(idx, minlength=n)[:n]
+    lo = int(idx.min())
+    if lo < 0:
+        raise ValueError("span_counts: negative index")
+    if lo >= n:
+        return 0, np.zeros(0, dtype=np.int64)
+    return lo, np.bincount(idx - lo if lo else idx)[: n - lo]
+
+
+def _add_at(acc: np.ndarray, minute, amount) -> None:
+    """Add ``amount`` (broadcast) at the indices ``minute`` of ``acc``; out-of-range ones are dropped."""
+    n = acc.size
+    minute = np.asarray(minute, dtype=np.int64)
+    weights = _weights(amount, minute.shape)
+    if minute.ndim != 1:
+        minute, weights = minute.ravel(), weights.ravel()
+    if minute.size == 0:
+        return
+    if minute.size == n and minute[0] == 0 and minute[-1] == n - 1 and np.array_equal(minute, np.arange(n)):
+        _add_clock(acc, weights)  # the whole clock, one value per minute
+        return
+    lo, hi = int(minute.min()), int(minute.max())
+    if lo < 0 or hi >= n:
+        ok = (minute >= 0) & (minute < n)
+        minute, weights = minute[ok], weights[ok]
+    bincount_into(acc, minute, weights)
+
+
+def _weights(w, shape) -> np.ndarray:
+    """``np.broadcast_to(np.asarray(w, dtype=np.float64), shape)`` (skipped when already that shape)."""
+    w = np.asarray(w, dtype=np.float64)
+    return w if w.shape == shape else np.broadcast_to(w, shape)
+
+
+def _add_clock(acc: np.ndarray, values) -> None:
+    """``acc += np.bincount(np.arange(acc.size), weights=values)``, bit for bit: each bin is ``0.0 + v``."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.shape != acc.shape:
+        v = np.broadcast_to(v, acc.shape)
+    acc += v + 0.0
+
+
+def _add_span(acc: np.ndarray, lo: int, values) -> None:
+    """``acc[lo : lo + len(values)] += 0.0 + values`` for the part inside ``acc``: what a whole-clock
+    ``bincount`` of these values adds (its other bins are 0.0, which adds nothing to an accumulator: one
+    that starts at +0.0 and only ever has sums added never holds -0.0)."""
+    v = np.asarray(values, dtype=np.float64)
+    a, b = max(lo, 0), min(lo + v.size, acc.size)
+    if b > a:
+        acc[a:b] += v[a - lo : b - lo] + 0.0
 
 
 def minute_index(start: datetime, t: datetime) -> int:

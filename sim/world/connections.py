@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.meters import MeterBook
+from sim.meters import MeterBook, bincount_into
 from sim.scenario import Network
 from sim.world.timeline import CAUSES, KEY, NEVER, Intervals
 
@@ -33,11 +33,65 @@ def spread(acc: np.ndarray, start_ms: np.ndarray, end_ms: np.ndarray, amount: np
     ``acc`` has one more slot than there are minutes; ``np.cumsum(acc)[:-1]`` is the per-minute series.
     """
     m = acc.size - 1
+    a, b, rate = _spread_rates(start_ms, end_ms, amount, m)
+    bincount_into(acc, a, rate)
+    bincount_into(acc, b + 1, rate, sign=-1)
+
+
+def _spread_rates(start_ms: np.ndarray, end_ms: np.ndarray, amount: np.ndarray, m: int):
     a = np.clip(start_ms // MINUTE_MS, 0, m - 1)
     b = np.clip((np.maximum(end_ms, start_ms + 1) - 1) // MINUTE_MS, 0, m - 1)
-    rate = amount / (b - a + 1)
-    acc += np.bincount(a, weights=rate, minlength=m + 1)[: m + 1]
-    acc -= np.bincount(b + 1, weights=rate, minlength=m + 1)[: m + 1]
+    return a, b, amount / (b - a + 1)
+
+
+def spread_span(start_ms: np.ndarray, end_ms: np.ndarray, amount: np.ndarray, m: int) -> tuple[int, np.ndarray, float]:
+    """``settle(np.cumsum(acc)[:-1])`` for a fresh diff array ``acc`` (``m + 1`` slots) after
+    ``spread(acc, start_ms, end_ms, amount)``, computed over the touched minutes only.
+
+    Returns ``(lo, values, tail)``: the series is 0.0 before minute ``lo``, ``values`` from ``lo`` on,
+    and ``tail`` (the settled running sum after the last change, float dust cleared) for the minutes after
+    those. Bit for bit the whole-clock result: the running sum is 0.0 up to ``lo`` and adds only zeros
+    after the last slot touched.
+    """
+    if start_ms.size == 0:
+        return 0, np.zeros(0), 0.0
+    a, b, rate = _spread_rates(start_ms, end_ms, amount, m)
+    lo, hi = int(a.min()), int(b.max()) + 1  # slots touched: [lo, hi], hi <= m
+    size = hi - lo + 1
+    acc = np.zeros(size)
+    acc += np.bincount(a - lo, weights=rate, minlength=size)[:size]
+    acc -= np.bincount(b + 1 - lo, weights=rate, minlength=size)[:size]
+    run = settle(np.cumsum(acc))
+    if hi >= m:  # the last slot is past the clock (dropped, as ``[:-1]`` drops it)
+        return lo, run[: m - lo], 0.0
+    return lo, run, float(run[-1])
+
+
+def spread_span_many(start_ms: np.ndarray, end_ms: np.ndarray, amounts: list[np.ndarray],
+                     m: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """:func:`spread_span` of several ``amounts`` over the same intervals at once.
+
+    Returns ``(lo, values, tails)`` with one row of ``values`` (and one tail) per amount; each row is bit
+    for bit what :func:`spread_span` gives for its amount (its bins are summed in the same order, and
+    the running sum runs along the row).
+    """
+    k = len(amounts)
+    if start_ms.size == 0 or k == 0:
+        return 0, np.zeros((k, 0)), np.zeros(k)
+    a = np.clip(start_ms // MINUTE_MS, 0, m - 1)
+    b = np.clip((np.maximum(end_ms, start_ms + 1) - 1) // MINUTE_MS, 0, m - 1)
+    n = b - a + 1
+    rates = np.concatenate([amount / n for amount in amounts])
+    lo, hi = int(a.min()), int(b.max()) + 1
+    size = hi - lo + 1
+    off = (np.arange(k, dtype=np.int64) * size)[:, None]
+    acc = np.zeros((k, size))
+    acc += np.bincount(((a - lo)[None, :] + off).ravel(), weights=rates, minlength=k * size).reshape(k, size)
+    acc -= np.bincount(((b + 1 - lo)[None, :] + off).ravel(), weights=rates, minlength=k * size).reshape(k, size)
+    run = settle(np.cumsum(acc, axis=1))
+    if hi >= m:
+        return lo, run[:, : m - lo], np.zeros(k)
+    return lo, run, run[:, -1].copy()
 
 
 class ConnectionMeter:
@@ -117,9 +171,9 @@ class ConnectionMeter:
         if user.size == 0:
             return
         minute = start // MINUTE_MS
-        self.full += np.bincount(minute[~resumed], minlength=self.minutes)[: self.minutes]
-        self.resumed += np.bincount(minute[resumed], minlength=self.minutes)[: self.minutes]
-        self.connects += np.bincount(minute, minlength=self.minutes)[: self.minutes]
+        bincount_into(self.full, minute[~resumed])
+        bincount_into(self.resumed, minute[resumed])
+        bincount_into(self.connects, minute)
         self._count("connections", user.size)
         if self.tls_on:
             self._count("full_handshakes", int((~resumed).sum()))
@@ -139,7 +193,7 @@ class ConnectionMeter:
         first_of_user = np.ones(user.size, dtype=bool)
         first_of_user[1:] = user[1:] != user[:-1]
         new = first_of_user & ~self.seen[user]
-        self.mau_first += np.bincount(minute[new], minlength=self.minutes)[: self.minutes]
+        bincount_into(self.mau_first, minute[new])
         self.seen[user[new]] = True
 
     # -- closing -------------------------------------------------------------------------------------
@@ -180,8 +234,8 @@ class ConnectionMeter:
             self._count("keepalives", int(round(float(amount.sum()) - before)))
         a = np.minimum((start + MINUTE_MS - 1) // MINUTE_MS, self.minutes)
         b = np.minimum((end + MINUTE_MS - 1) // MINUTE_MS, self.minutes)
-        self.ccu_diff += np.bincount(a, minlength=self.minutes + 1)[: self.minutes + 1]
-        self.ccu_diff -= np.bincount(b, minlength=self.minutes + 1)[: self.minutes + 1]
+        bincount_into(self.ccu_diff, a)
+        bincount_into(self.ccu_diff, b, sign=-1)
         d0 = self.day_of(start)
         d1 = self.day_of(end - 1)
         multi = np.flatnonzero(d1 > d0)
@@ -190,7 +244,7 @@ class ConnectionMeter:
         if graceful is not None:
             grace = np.asarray(graceful, dtype=bool)
             g_min = (end[grace] // MINUTE_MS).astype(np.int64)
-            self.graceful += np.bincount(g_min, minlength=self.minutes)[: self.minutes]
+            bincount_into(self.graceful, g_min)
             self._count("graceful_disconnects", int(grace.sum()))
             self._count("silent_disconnects", int((~grace).sum()))
             np.maximum.at(self.last_end, user, end_ms)
@@ -271,24 +325,28 @@ class ConnectionMeter:
     def flush(self) -> dict:
         """Write connection bytes and series into the book; return the world meters."""
         book = self.book
-        minutes = np.arange(self.minutes)
         keep = settle(np.cumsum(self.keepalive_diff)[:-1])
         for counts, cost in self._costs(keep):
             for d, side in (("out", cost.out), ("in", cost.inb)):
                 for cat, v in side.items():
                     if v:
-                        book.add_bytes(d, cat, minutes, counts * v)
+                        book.add_bytes_series(d, cat, counts * v)
         ccu = np.cumsum(self.ccu_diff)[:-1]
         book.set_level("ccu", ccu)
         book.set_level("ccu_max", np.maximum(self.ccu_max, ccu))
-        book.add_series("connects", minutes, self.connects)
+        book.add_series_clock("connects", self.connects)
         dau = self.active_day.sum(axis=1).astype(np.float64)
         book.set_daily("dau", dau)
         return {
-            "mau": {"interval": "1min", "values": [int(v) for v in self.mau_first]},
-            "peak_ccu": {"interval": "1min", "values": [int(v) for v in np.maximum(self.ccu_max, ccu)]},
+            "mau": {"interval": "1min", "values": _ints(self.mau_first)},
+            "peak_ccu": {"interval": "1min", "values": _ints(np.maximum(self.ccu_max, ccu))},
         }
 
     @staticmethod
     def sorted_key(tl: Intervals) -> np.ndarray:
         return tl.user * KEY + tl.start
+
+
+def _ints(values: np.ndarray) -> list[int]:
+    """``[int(v) for v in values]`` for counts (finite, far below 2**63), vectorised."""
+    return np.asarray(values).astype(np.int64).tolist()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.meters import MeterBook
+from sim.meters import MeterBook, bincount_into, span_counts
 from sim.scenario import Messaging
 from sim.world.connections import MINUTE_MS, settle
 from sim.world.copies import (
@@ -31,6 +31,9 @@ from sim.world.copies import (
     Routed,
     latency_histogram,
 )
+
+#: number of outcome codes of a routing pass (DELIVERED_NOW ... DISCARDED, :mod:`sim.world.copies`)
+N_OUTCOMES = 6
 
 
 class MessageMeter:
@@ -47,6 +50,7 @@ class MessageMeter:
         self.msg_series = np.zeros(m)
         self.orig_series = np.zeros(m)
         self.deliv_series = np.zeros(m)
+        self._one_cache: dict[tuple[int, str], dict[str, float]] = {}
 
     def _count(self, name: str, k: int) -> None:
         self.counts[name] = self.counts.get(name, 0) + int(k)
@@ -59,10 +63,9 @@ class MessageMeter:
         """Put the stored level and the per-minute message series into the book (end of run)."""
         book = self.book
         book.set_level("stored_bytes", self.stored_series())
-        minutes = np.arange(book.minutes)
-        book.add_series("messages", minutes, self.msg_series)
-        book.add_series("messages_originated", minutes, self.orig_series)
-        book.add_series("deliveries", minutes, self.deliv_series)
+        book.add_series_clock("messages", self.msg_series)
+        book.add_series_clock("messages_originated", self.orig_series)
+        book.add_series_clock("deliveries", self.deliv_series)
 
     def reject(self, reason: str, messages: int, copies: int) -> None:
         self._count("messages_rejected", messages)
@@ -81,6 +84,15 @@ class MessageMeter:
     def stored_size(self, c: Copies, idx: np.ndarray) -> np.ndarray:
         return c.size[idx] + self.cfg.stored_overhead_bytes
 
+    def _one(self, size: int, direction: str) -> dict[str, float]:
+        """Wire bytes of one message of ``size`` (remembered: receipts all have one size)."""
+        key = (size, direction)
+        one = self._one_cache.get(key)
+        if one is None:
+            sz = np.array([size], dtype=np.int64)
+            one = self._one_cache[key] = {k: float(v[0]) for k, v in self.protocol.messages(sz, direction).items()}
+        return one
+
     def add_messages(self, sizes: np.ndarray, minute: np.ndarray, direction: str, receipt: bool) -> None:
         if sizes.size == 0:
             return
@@ -88,9 +100,9 @@ class MessageMeter:
         book = self.book
         if sizes[0] == sizes.min() == sizes.max():
             # all the same size (e.g. fixed-size text): price one message, count messages per minute
-            one = {k: float(v[0]) for k, v in self.protocol.messages(sizes[:1], direction).items()}
-            per_min = np.bincount(minute, minlength=book.minutes)[: book.minutes].astype(np.float64)
-            allm = np.arange(book.minutes)
+            one = self._one(int(sizes[0]), direction)
+            lo, per_min = span_counts(minute, book.minutes)  # messages per minute, from minute lo on
+            per_min = per_min.astype(np.float64)
             for key, d, cat in (
                 ("payload", direction, "app_protocol" if receipt else "payload"),
                 ("app_protocol", direction, "app_protocol"), ("tls_record", direction, "tls_record"),
@@ -98,17 +110,17 @@ class MessageMeter:
                 ("ack_tls_record", other, "tls_record"),
             ):
                 if one[key]:
-                    book.add_bytes(d, cat, allm, per_min * one[key])
+                    book.add_bytes_span(d, cat, lo, per_min * one[key])
             return
         m = self.protocol.messages(sizes, direction)
-        book.add_bytes(direction, "app_protocol" if receipt else "payload", minute, m["payload"])
-        book.add_bytes(direction, "app_protocol", minute, m["app_protocol"])
-        book.add_bytes(direction, "tls_record", minute, m["tls_record"])
-        book.add_bytes(direction, "tcpip", minute, m["tcpip"])
-        book.add_bytes(other, "tcpip", minute, m["ack_tcpip"])
+        items = [
+            (direction, "app_protocol" if receipt else "payload", m["payload"]),
+            (direction, "app_protocol", m["app_protocol"]), (direction, "tls_record", m["tls_record"]),
+            (direction, "tcpip", m["tcpip"]), (other, "tcpip", m["ack_tcpip"]),
+        ]
         if m["ack_app"].any():
-            book.add_bytes(other, "app_protocol", minute, m["ack_app"])
-            book.add_bytes(other, "tls_record", minute, m["ack_tls_record"])
+            items += [(other, "app_protocol", m["ack_app"]), (other, "tls_record", m["ack_tls_record"])]
+        book.add_bytes_many(minute, items)  # one scatter, added in this order
 
     def meter_uploads(self, msgs) -> None:
         """Each originated message (``msgs.t``, ``msgs.size``) is uploaded once by its sender (group fan-out
@@ -116,56 +128,69 @@ class MessageMeter:
         minute = msgs.t // MINUTE_MS
         self.add_messages(msgs.size, minute, "in", receipt=False)
         self._count("messages_originated", len(msgs))
-        self.orig_series += np.bincount(minute, minlength=self.book.minutes)[: self.book.minutes]
+        bincount_into(self.orig_series, minute)
 
     def meter_uploads_receipts(self, rc: Copies) -> None:
         self.add_messages(rc.size, rc.t // MINUTE_MS, "in", receipt=True)
 
     def account(self, c: Copies, r: Routed) -> None:
         """Counts, delivery bytes and stored-bytes level for final outcomes of a routing pass."""
-        m = self.book.minutes
-        for kind_is_msg in (True, False):
-            sel = (c.kind == MSG) if kind_is_msg else (c.kind != MSG)
-            if not sel.any():
+        out = r.outcome
+        is_msg = c.kind == MSG
+        # the counts from one histogram per copy of (receipt, outcome, new, offline, store)
+        code = ((~is_msg).astype(np.int64) * N_OUTCOMES + out) * 8 + c.new * 4 + r.offline * 2 + c.store
+        hist = np.bincount(code, minlength=2 * N_OUTCOMES * 8)
+        if hist.size != 2 * N_OUTCOMES * 8:
+            raise ValueError(f"unknown copy outcome in {np.unique(out)}")
+        hist = hist.reshape(2, N_OUTCOMES, 2, 2, 2)  # [receipt, outcome, new, offline, store]
+        per_group = hist.reshape(2, -1).sum(axis=1).tolist()
+        stored_new_all = c.new & r.offline & (out != DROPPED) & (out != DISCARDED)
+        gone_all = r.offline & ((out == DELIVERED_LATER) | (out == EXPIRED))
+        dl_all = (out == DELIVERED_NOW) | (out == DELIVERED_LATER)
+        for g, kind_is_msg in ((0, True), (1, False)):
+            if not per_group[g]:
                 continue
+            # the copies of this kind (all of them when the batch has one kind only)
+            sel = None if per_group[g] == len(c) else (is_msg if kind_is_msg else ~is_msg)
+            hg = hist[g]
+            by_outcome = hg.reshape(N_OUTCOMES, -1).sum(axis=1).tolist()
             p = "" if kind_is_msg else "receipts_"
-            new = sel & c.new
-            self._count(f"{p}messages_sent" if kind_is_msg else "receipts_sent", int(new.sum()))
-            out = r.outcome
-            now = sel & (out == DELIVERED_NOW)
-            later = sel & (out == DELIVERED_LATER)
-            self._count(f"{p}delivered", int(now.sum() + later.sum()))
-            self._count(f"{p}delivered_immediately", int(now.sum()))
-            self._count(f"{p}delivered_from_store", int(later.sum()))
-            self._count(f"{p}expired", int((sel & (out == EXPIRED)).sum()))
-            drop = sel & (out == DROPPED)
-            self._count(f"{p}dropped", int(drop.sum()))
+            n_now, n_later = by_outcome[DELIVERED_NOW], by_outcome[DELIVERED_LATER]
+            self._count(f"{p}messages_sent" if kind_is_msg else "receipts_sent", int(hg[:, 1].sum()))
+            self._count(f"{p}delivered", n_now + n_later)
+            self._count(f"{p}delivered_immediately", n_now)
+            self._count(f"{p}delivered_from_store", n_later)
+            self._count(f"{p}expired", by_outcome[EXPIRED])
+            self._count(f"{p}dropped", by_outcome[DROPPED])
             if kind_is_msg:
-                self._count("dropped_no_store", int((drop & ~c.store).sum()))
-            disc = sel & (out == DISCARDED)
-            if disc.any():
-                self._count(f"{p}discarded", int(disc.sum()))
-            stored_new = new & r.offline & (out != DROPPED) & (out != DISCARDED)
-            self._count(f"{p}stored_total", int(stored_new.sum()))
+                self._count("dropped_no_store", int(hg[DROPPED, :, :, 0].sum()))
+            if by_outcome[DISCARDED]:
+                self._count(f"{p}discarded", by_outcome[DISCARDED])
+            kept = [o for o in range(N_OUTCOMES) if o not in (DROPPED, DISCARDED)]
+            self._count(f"{p}stored_total", int(hg[kept, 1, 1].sum()))
             # stored-bytes level: + at store time, - at delivery/expiry
-            idx = np.flatnonzero(stored_new)
+            idx = np.flatnonzero(_among(stored_new_all, sel))
             sz = self.stored_size(c, idx)
-            self.stored_delta += np.bincount(c.t[idx] // MINUTE_MS, weights=sz, minlength=m + 1)[: m + 1]
+            bincount_into(self.stored_delta, c.t[idx] // MINUTE_MS, sz)
             self.stored_level += float(sz.sum())
-            gone = np.flatnonzero(sel & r.offline & ((out == DELIVERED_LATER) | (out == EXPIRED)))
+            gone = np.flatnonzero(_among(gone_all, sel))
             gsz = self.stored_size(c, gone)
-            self.stored_delta -= np.bincount(r.when[gone] // MINUTE_MS, weights=gsz, minlength=m + 1)[: m + 1]
+            bincount_into(self.stored_delta, r.when[gone] // MINUTE_MS, gsz, sign=-1)
             self.stored_level -= float(gsz.sum())
-            dl = np.flatnonzero(now | later)
+            dl = np.flatnonzero(_among(dl_all, sel))
             minute = r.when[dl] // MINUTE_MS
             self.add_messages(c.size[dl], minute, "out", receipt=not kind_is_msg)
             if kind_is_msg:
                 self.latency(r.when[dl] - c.t[dl])
-                self.msg_series += np.bincount(c.t[new] // MINUTE_MS, minlength=m)[:m]
-                self.deliv_series += np.bincount(minute, minlength=m)[:m]
+                bincount_into(self.msg_series, c.t[_among(c.new, sel)] // MINUTE_MS)
+                bincount_into(self.deliv_series, minute)
 
     def latency(self, delay_ms: np.ndarray) -> None:
         """Delivery-latency histogram of message copies (``latency_*`` counts; read with
         :func:`sim.world.mobile.messaging.latency_quantiles`)."""
         for key, k in zip(LATENCY_KEYS, latency_histogram(delay_ms), strict=True):
             self._count(key, int(k))
+
+
+def _among(mask: np.ndarray, sel: np.ndarray | None) -> np.ndarray:
+    return mask if sel is None else mask & sel

@@ -56,7 +56,7 @@ from sim.protocol import Protocol
 from sim.world.iot import links
 from sim.world.iot.config import DEFAULT_HOUR_WEIGHTS, IotFleetConfig
 from sim.world.iot.enforcer import IotLimits
-from sim.world.iot.meters import write_meters
+from sim.world.iot.meters import exact_matvec, message_table, write_meters
 from sim.world.iot.outcome import FleetOutcome
 from sim.world.iot.platform import buffer, buffer_fill, read_minutes, suspend_reads
 from sim.world.iot.schedule import Segments, build_segments, split_by_minute, trips
@@ -80,6 +80,18 @@ def _child(seed: np.random.SeedSequence, name: str) -> np.random.Generator:
             entropy=seed.entropy, spawn_key=(*seed.spawn_key, name_key("iot"), name_key(name))
         )
     )
+
+
+def _multinomial(rng: np.random.Generator, n: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """``rng.multinomial(n, probs)``, drawing only the rows with ``n > 0``: bit for bit the same array and
+    the same generator state after, since a row of 0 draws nothing (its first binomial has ``n = 0``)."""
+    nz = np.flatnonzero(n)
+    if nz.size * 2 > n.size:  # mostly busy minutes: gathering and scattering the rows costs more
+        return rng.multinomial(n, probs)
+    out = np.zeros((n.size, probs.size), I64)
+    if nz.size:
+        out[nz] = rng.multinomial(n[nz], probs)
+    return out
 
 
 class _Fleet:
@@ -500,8 +512,8 @@ class _Fleet:
         probs = np.full(len(sizes), 1.0 / len(sizes))
         failed = self.rejected + self.requeued
         delivered = self.arrivals - failed - self.unsent
-        h_del = rng.multinomial(delivered, probs)  # (M, S): messages of each size per minute
-        h_rej = rng.multinomial(failed, probs)
+        h_del = _multinomial(rng, delivered, probs)  # (M, S): messages of each size per minute
+        h_rej = _multinomial(rng, failed, probs)
 
         # connections, handshakes, rejected attempts
         act = o.active
@@ -528,16 +540,21 @@ class _Fleet:
             o.t_down,
             np.minimum(o.t_down + int(np.ceil(cfg.server_timeout_factor * cfg.keepalive_s)), o.t_up),
         )
-        diff = np.zeros(M + 1, I64)
-        np.add.at(diff, np.minimum(srv_close[act] // 60, M), 1)
-        np.add.at(diff, np.minimum(np.minimum(o.t_up[act], T) // 60, M), -1)
+        # integer counts: a bincount is np.add.at's exact sum
+        diff = np.bincount(np.minimum(srv_close[act] // 60, M), minlength=M + 1).astype(I64)
+        diff -= np.bincount(np.minimum(np.minimum(o.t_up[act], T) // 60, M), minlength=M + 1)
         level = self.n - np.cumsum(diff)[:M]
 
         # buffers: TTL k minutes, reads at minutes R, 2R, ... (start of minute, after expiry), except
         # reads rejected by a platform suspension; full device buffers discard new messages
         is_read = self._platform_reads()
         discarded = self._device_buffer_discards(is_read)
-        payload_min = h_del @ sizes.astype(float)
+        wire_bytes = None
+        if failed.any():
+            payload_min = exact_matvec(h_del, sizes)
+        else:  # the wire histogram is h_del's: price payloads and wire bytes in one pass
+            priced = exact_matvec(h_del, np.concatenate([sizes[:, None], message_table(self.proto, sizes)], axis=1))
+            payload_min, wire_bytes = priced[:, 0], priced[:, 1:]
         kept = delivered - discarded
         if discarded.any():  # discarded messages carry the minute's mean payload
             payload_min = payload_min * np.divide(kept, delivered, out=np.zeros(M), where=delivered > 0)
@@ -547,7 +564,8 @@ class _Fleet:
         pending, lost = self._waiting(still_down) if len(still_down) else (np.zeros(0, I64), np.zeros(0, I64))
         refused = int((o.chan[rr] == cfg.channels).sum())
         return FleetOutcome(
-            cfg=cfg, proto=self.proto, minutes=M, sizes=sizes, wire_hist=h_del + h_rej, pings=self.pings,
+            cfg=cfg, proto=self.proto, minutes=M, sizes=sizes, wire_hist=h_del + h_rej if failed.any() else h_del,
+            pings=self.pings,
             connect_full=o.t_up[conn & ~resumed] // 60, connect_resumed=o.t_up[conn & resumed] // 60,
             refused_full=rt[~r_res] // 60, refused_resumed=rt[r_res] // 60, closes=o.t_down[closes] // 60,
             connections=level, kept=kept, stored=stored,
@@ -557,7 +575,7 @@ class _Fleet:
             discarded=int(discarded.sum()), pending=int(pending.sum()),
             channel_suspensions=len(self.suspensions), platform_suspensions=self.platform_suspensions,
             refused_devices=len(self.no_session), session_refusals=refused,
-            recorder=self.recorder, acting=self.act,
+            recorder=self.recorder, acting=self.act, wire_bytes=wire_bytes,
         )  # fmt: skip
 
     def write(self, book: MeterBook, seed: np.random.SeedSequence) -> dict:

@@ -32,10 +32,10 @@ MESSAGE_CATEGORIES: dict[str, tuple[str, str]] = {
 def write_meters(out: FleetOutcome, book: MeterBook) -> dict:
     """Write the run's traffic into ``book`` and return the usage-file meters (see ``simulate_fleet``)."""
     cfg, M, proto = out.cfg, out.minutes, out.proto
-    table = proto.messages(out.sizes, "in")
     minutes = np.arange(M)
-    for key, (d, c) in MESSAGE_CATEGORIES.items():
-        book.add_bytes(d, c, minutes, out.wire_hist @ table[key].astype(float))
+    wire = out.wire_bytes if out.wire_bytes is not None else exact_matvec(out.wire_hist, message_table(proto, out.sizes))
+    for j, (d, c) in enumerate(MESSAGE_CATEGORIES.values()):
+        book.add_bytes_series(d, c, wire[:, j])
     add_event_bytes(book, proto.keepalive(), minutes, out.pings)
     for flag, when in ((False, out.connect_full), (True, out.connect_resumed)):
         add_event_bytes(book, proto.connect(flag), when, 1)
@@ -45,8 +45,8 @@ def write_meters(out: FleetOutcome, book: MeterBook) -> dict:
 
     book.set_level("iot_connections", out.connections)
     book.set_level("iot_stored_bytes", out.stored)
-    book.add_series("iot_messages", minutes, out.kept)
-    book.add_series("iot_pings", minutes, out.pings)
+    book.add_series_clock("iot_messages", out.kept)
+    book.add_series_clock("iot_pings", out.pings)
 
     n_refused = len(out.refused_full) + len(out.refused_resumed)
     E = out.recorder
@@ -98,7 +98,7 @@ def write_meters(out: FleetOutcome, book: MeterBook) -> dict:
         "limits": cfg.limits,
     }
     meters: dict[str, Any] = {k: {"interval": "1d", "values": [v] * days} for k, v in daily.items()}
-    meters["stored_bytes"] = {"interval": "1min", "values": [int(v) for v in out.stored]}
+    meters["stored_bytes"] = {"interval": "1min", "values": np.asarray(out.stored).astype(I64).tolist()}  # int(v)
     meters["peak_ccu"] = int(out.connections.max()) if M else 0
     return meters
 
@@ -109,6 +109,45 @@ def add_event_bytes(book: MeterBook, b, minute, n) -> None:
     if minute.size == 0:
         return
     n = np.broadcast_to(np.asarray(n, dtype=float), minute.shape)
-    for d, side in (("out", b.out), ("in", b.inb)):
-        for c, v in side.items():
-            book.add_bytes(d, c, minute, n * v)
+    book.add_bytes_many(minute, [(d, c, n * v) for d, side in (("out", b.out), ("in", b.inb)) for c, v in side.items()])
+
+
+def message_table(proto, sizes: np.ndarray) -> np.ndarray:
+    """(S, 7) wire bytes of one telemetry PUBLISH of each payload size, columns as :data:`MESSAGE_CATEGORIES`."""
+    table = proto.messages(sizes, "in")
+    return np.stack([table[key] for key in MESSAGE_CATEGORIES], axis=1)
+
+
+def exact_matvec(hist: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``hist @ table.astype(float)`` for a count histogram ``hist`` (minutes, S) and integer byte sizes
+    ``table`` (S,) or (S, k) (all columns at once).
+
+    Bit for bit the float product, column by column: with non-negative integer counts and sizes whose
+    sums stay below 2**53, every product and partial sum of the float product is exact, so it equals the
+    exact integer sum computed here (checked; else the float product itself). The integer sums cost one
+    pass over the histogram: a column that is constant over runs of sizes (protocol overheads change at a
+    few sizes only) is summed run by run, the others (the payload) by an integer product.
+    """
+    t = np.asarray(table)
+    cols = t if t.ndim == 2 else t[:, None]
+    fast = (hist.ndim == 2 and hist.dtype.kind in "iu" and cols.dtype.kind in "iu" and hist.size > 0
+            and cols.size > 0 and hist.shape[1] == cols.shape[0])
+    if fast:
+        hmin, hmax, tmin = int(hist.min()), int(hist.max()), int(cols.min())
+        # no int64 overflow, no sum at 2**53 (non-negative terms: no partial sum exceeds the total)
+        fast = hmin >= 0 and tmin >= 0 and float(hmax) * float(cols.sum(axis=0).max()) < 2.0**52
+    if not fast:
+        res = np.stack([hist @ cols[:, j].astype(np.float64) for j in range(cols.shape[1])], axis=1)
+        return res if t.ndim == 2 else res[:, 0]
+    h = hist.astype(np.int64, copy=False)
+    c = cols.astype(np.int64, copy=False)
+    res = np.empty((h.shape[0], c.shape[1]), dtype=np.float64)
+    steps = np.diff(c, axis=0) != 0
+    runs = steps.sum(axis=0) + 1  # runs of equal values per column
+    piecewise = np.flatnonzero(runs * 8 <= c.shape[0])
+    for j in np.flatnonzero(runs * 8 > c.shape[0]):
+        res[:, j] = h @ c[:, j]
+    if piecewise.size:
+        starts = np.r_[0, np.flatnonzero(steps[:, piecewise].any(axis=1)) + 1]
+        res[:, piecewise] = np.add.reduceat(h, starts, axis=1) @ c[starts][:, piecewise]
+    return res if t.ndim == 2 else res[:, 0]

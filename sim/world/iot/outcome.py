@@ -66,3 +66,6 @@ class FleetOutcome:
     session_refusals: int  #: refused attempts of those devices (part of refused_*)
     recorder: Any = None  #: the enforcer recording the report (``crossing``/``add``), or None
     acting: bool = False  #: limits acted on the world (not a dry run)
+    #: (minutes, 7) ``wire_hist`` priced per column of :data:`sim.world.iot.meters.MESSAGE_CATEGORIES`, if the
+    #: engine computed it already (else the meters do)
+    wire_bytes: np.ndarray | None = None

@@ -17,13 +17,14 @@ intervals. Calls are few (~0.3 per DAU per day) and are generated in numpy like 
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from sim.meters import MeterBook
 from sim.scenario import Calls
-from sim.world.connections import MINUTE_MS, settle, spread
+from sim.world.connections import MINUTE_MS, spread_span, spread_span_many
 from sim.world.distributions import lognormal_mean_one
 from sim.world.mobile.sessions import Sessions
 from sim.world.population import Population
@@ -84,17 +85,42 @@ def setup_sizes(cfg: Calls, video: bool) -> np.ndarray:
     return np.array([sdp, sdp] + [cfg.control_bytes] * cfg.control_messages, dtype=np.float64).round().astype(np.int64)
 
 
-def _add_messages(book: MeterBook, protocol, sizes: np.ndarray, minute: np.ndarray, direction: str,
-                  weight: np.ndarray | float = 1.0) -> None:
-    """Meter relayed signalling messages; their payload counts as ``call_signalling``."""
+_PRICED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _priced(protocol, sizes: np.ndarray, direction: str) -> dict[str, np.ndarray]:
+    """``protocol.messages(sizes, direction)``, remembered per protocol for the few fixed call message
+    sizes (the same every day). The arrays are shared: read them, do not write."""
+    try:
+        memo = _PRICED.setdefault(protocol, {})
+    except TypeError:  # not weak-referenceable: price every time
+        return protocol.messages(sizes, direction)
+    key = (sizes.tobytes(), str(sizes.dtype), direction)
+    m = memo.get(key)
+    if m is None:
+        m = memo[key] = protocol.messages(sizes, direction)
+    return m
+
+
+def _message_items(protocol, sizes: np.ndarray, direction: str, reps: int = 1,
+                   weight: np.ndarray | float = 1.0) -> list[tuple[str, str, np.ndarray]]:
+    """``(direction, category, bytes)`` of relayed signalling messages, payload as ``call_signalling``.
+
+    ``reps``: the bytes of ``sizes`` repeated ``reps`` times (``np.tile``: messages are priced one by one).
+    """
     other = "in" if direction == "out" else "out"
-    m = protocol.messages(sizes, direction)
+    m = _priced(protocol, sizes, direction)
+    if reps != 1:
+        rep = np.tile(np.arange(sizes.size), reps)  # = np.tile(v, reps) for each array v, by one gather each
+        m = {k: v[rep] for k, v in m.items()}
+    items = []
     for key in SIGNAL_KEYS:
         cat = "call_signalling" if key == "payload" else key
-        book.add_bytes(direction, cat, minute, m[key] * weight)
-    book.add_bytes(other, "tcpip", minute, m["ack_tcpip"] * weight)
-    book.add_bytes(other, "app_protocol", minute, m["ack_app"] * weight)
-    book.add_bytes(other, "tls_record", minute, m["ack_tls_record"] * weight)
+        items.append((direction, cat, m[key] * weight))
+    items.append((other, "tcpip", m["ack_tcpip"] * weight))
+    items.append((other, "app_protocol", m["ack_app"] * weight))
+    items.append((other, "tls_record", m["ack_tls_record"] * weight))
+    return items
 
 
 def meter_calls(book: MeterBook, protocol, cb: CallBatch, cfg: Calls, counts: dict[str, int]) -> None:
@@ -107,39 +133,46 @@ def meter_calls(book: MeterBook, protocol, cb: CallBatch, cfg: Calls, counts: di
     minute = cb.t // MINUTE_MS
     for video in (False, True):
         sel = cb.video == video
-        if not sel.any():
+        n_sel = int(sel.sum())
+        if not n_sel:
             continue
         sizes = setup_sizes(cfg, video)
         mins = np.repeat(minute[sel], sizes.size)
-        all_sizes = np.tile(sizes, int(sel.sum()))
-        for d in ("in", "out"):
-            _add_messages(book, protocol, all_sizes, mins, d)
-        counts["call_signalling_messages"] = counts.get("call_signalling_messages", 0) + all_sizes.size * 2
+        # both directions at the same minutes: one scatter (the book adds them in the same order)
+        book.add_bytes_many(mins, [it for d in ("in", "out") for it in _message_items(protocol, sizes, d, n_sel)])
+        counts["call_signalling_messages"] = counts.get("call_signalling_messages", 0) + sizes.size * n_sel * 2
     # keep-alive / quality messages: each end every interval, relayed to the other end
     n_per_end = cb.dur // int(cfg.keepalive_interval_s * 1000)
     total = 2 * n_per_end
     counts["call_keepalive_messages"] = counts.get("call_keepalive_messages", 0) + int(total.sum()) * 2
     ka = np.array([int(round(cfg.keepalive_bytes))], dtype=np.int64)
+    spreads = []  # (direction, category, amount): all over the calls' intervals
     for d in ("in", "out"):
         other = "in" if d == "out" else "out"
-        m = {k: float(v[0]) for k, v in protocol.messages(ka, d).items()}
+        m = {k: float(v[0]) for k, v in _priced(protocol, ka, d).items()}
         for key, direction, cat in (
             ("payload", d, "call_signalling"), ("app_protocol", d, "app_protocol"), ("tls_record", d, "tls_record"),
             ("tcpip", d, "tcpip"), ("ack_tcpip", other, "tcpip"), ("ack_app", other, "app_protocol"),
             ("ack_tls_record", other, "tls_record"),
         ):
             if m[key]:
-                _spread_bytes(book, direction, cat, cb.t, cb.t + cb.dur, total * m[key])
+                spreads.append((direction, cat, total * m[key]))
+    lo, rows, tails = spread_span_many(cb.t, cb.t + cb.dur, [a for _, _, a in spreads], book.minutes)
+    for (direction, cat, _), values, tail in zip(spreads, rows, tails, strict=True):
+        _add_spread(book, direction, cat, lo, values, float(tail))
     # TURN relay: 2 media streams in, 2 out, at the wire bitrate
     rel = cb.relayed
     if rel.any():
         kbps = cfg.audio_wire_kbps + np.where(cb.video[rel], cfg.video_kbps, 0.0)
         stream = kbps * 1000 / 8 * (cb.dur[rel] / 1000)
+        t = cb.t[rel]
+        lo, values, tail = spread_span(t, t + cb.dur[rel], 2 * stream, book.minutes)  # the same both ways
         for d in ("in", "out"):
-            _spread_bytes(book, d, "turn_media", cb.t[rel], cb.t[rel] + cb.dur[rel], 2 * stream)
+            _add_spread(book, d, "turn_media", lo, values, tail)
 
 
-def _spread_bytes(book: MeterBook, direction: str, cat: str, start: np.ndarray, end: np.ndarray, amount) -> None:
-    acc = np.zeros(book.minutes + 1)
-    spread(acc, start, end, np.asarray(amount, dtype=np.float64))
-    book.add_bytes(direction, cat, np.arange(book.minutes), settle(np.cumsum(acc)[:-1]))
+def _add_spread(book: MeterBook, direction: str, cat: str, lo: int, values: np.ndarray, tail: float) -> None:
+    m = book.minutes
+    book.add_bytes_span(direction, cat, lo, values)
+    if tail != 0.0 and lo + values.size < m:  # float dust that settle() kept: it runs to the clock's end
+        book.add_bytes_span(direction, cat, lo + values.size, np.full(m - lo - values.size, tail))

@@ -153,10 +153,13 @@ def _prompted(user: np.ndarray, start: np.ndarray, end: np.ndarray, cand: np.nda
     rows = np.flatnonzero(cand & who[user])
     opens[rows] = False
     last_user, reach, count = -1, -1, 0
-    for i, u, st, en in zip(rows.tolist(), user[rows].tolist(), start[rows].tolist(), end[rows].tolist(), strict=True):
+    users = user[rows]
+    caps = [None] * rows.size if budget is None else budget[users].tolist()
+    for i, u, st, en, cap in zip(rows.tolist(), users.tolist(), start[rows].tolist(), end[rows].tolist(), caps,
+                                 strict=True):
         if u != last_user:
             last_user, reach, count = u, -1, 0
-        if st >= reach and (budget is None or count < budget[u]):
+        if st >= reach and (cap is None or count < cap):
             opens[i] = True
             reach = max(reach, en)
             count += 1
