@@ -48,6 +48,8 @@ def test_account_inactivity_only_on_free():
 def test_messaging_rate_limit_scales_with_users_and_free_plan_throttles():
     r = load_plan("mesibo-cloud").restrictions["message_rate"]
     assert r.measure == "messages_per_second" and r.resolved_limit(users=100_000) == 500   # 0.5 % of 100K
+    assert r.resolved_limit(users=600) == 10 and r.resolved_limit(users=2_000) == 10       # at least 10 per second
+    assert r.resolved_limit(users=2_001) == pytest.approx(10.005)
     assert load_plan("mesibo-free").throttling.grace == "24h"
     assert load_plan("mesibo-onprem").restrictions == {}
 
@@ -55,6 +57,8 @@ def test_messaging_rate_limit_scales_with_users_and_free_plan_throttles():
 @pytest.mark.parametrize(("row", "problem"), [
     ({"scope": "channel", "measure": "messages_per_minute", "limit": 5, "action": "suspend"}, "duration"),
     ({"scope": "channel", "measure": "messages_per_minute", "action": "reject"}, "exactly one of limit"),
+    ({"scope": "app", "measure": "messages_per_second", "limit": 5, "limit_min": 2, "action": "reject"},
+     "limit_min goes with limit_per_mau"),
     ({"scope": "galaxy", "measure": "messages_per_minute", "limit": 5, "action": "reject"}, "restrictions.r.scope"),
     ({"scope": "channel", "measure": "messages_per_minute", "limit": 5, "action": "reject", "burst": 2},
      "restrictions.r.burst"),

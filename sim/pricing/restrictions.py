@@ -62,6 +62,8 @@ class Restriction(BaseModel):
     measure: Measure
     limit: Decimal | None = Field(None, ge=0)
     limit_per_mau: Decimal | None = Field(None, gt=0, description="limit = this x MAU (registered users)")
+    limit_min: Decimal | None = Field(
+        None, ge=0, description="with limit_per_mau: the limit is at least this (a small app's floor)")
     action: Action
     duration: str | None = Field(None, description="how long a suspension lasts, e.g. 1min")
     description: str = ""
@@ -70,6 +72,8 @@ class Restriction(BaseModel):
     def _consistent(self) -> Restriction:
         if (self.limit is None) == (self.limit_per_mau is None):
             raise ValueError("give exactly one of limit or limit_per_mau")
+        if self.limit_min is not None and self.limit_per_mau is None:
+            raise ValueError("limit_min goes with limit_per_mau")
         if self.action == "suspend" and not self.duration:
             raise ValueError("a suspension needs a duration (e.g. 1min)")
         if self.duration is not None:
@@ -90,7 +94,8 @@ class Restriction(BaseModel):
         """The limit as a number, for an application of ``users`` registered users."""
         if self.limit is not None:
             return float(self.limit)
-        return float(self.limit_per_mau) * users
+        per_mau = float(self.limit_per_mau) * users
+        return per_mau if self.limit_min is None else max(per_mau, float(self.limit_min))
 
 
 class Throttling(BaseModel):
