@@ -38,6 +38,7 @@ class PlanOutcome:
     enforced: bool                                   # a separate run with this plan's limits was made
     enforcement: dict = field(default_factory=dict)  # suspensions, rejected, discarded, notifications
     extra: dict = field(default_factory=dict)        # vs the unrestricted run (storm_extra): negative = fewer
+    binds: bool = False                              # the plan's runtime limits acted (or, not re-run, would act)
 
     def row(self) -> dict[str, Any]:
         """A flat, pandas-friendly row for the comparison table."""
@@ -257,9 +258,13 @@ class ProbeEnforcer(Enforcer):
 
 
 def mobile_enforcer(plan, scenario, dry_run: bool):
+    from sim.sampling import mobile_sample
     from sim.world.plan_enforcer import PlanEnforcer
 
-    return PlanEnforcer.from_plan(plan, users=scenario.population.users, dry_run=dry_run)
+    # a sampled world is shown the whole app's usage (sim.sampling.Scaled) and gets its share of the app's rate
+    s = mobile_sample(scenario)
+    return PlanEnforcer.from_plan(plan, users=scenario.population.users, dry_run=dry_run,
+                                  rate_scale=1.0 if s is None else 1.0 / s.ratio)
 
 
 def iot_enforcer(plan, scenario, dry_run: bool):
@@ -294,12 +299,16 @@ def _flat_enforcement(usage: dict, bill: Bill) -> dict:
     return out
 
 
-def run_plans(scenario, plans, *, seed: int | None = None, progress: bool = True):
+def run_plans(scenario, plans, *, seed: int | None = None, progress: bool = True, own_runs: str = "binding"):
     """Simulate ``scenario`` under each plan's runtime limits; returns (unrestricted run, outcomes).
 
     One unrestricted run is watched by every plan's enforcer in dry-run mode. A plan whose limits never
     acted on it gets that run (same seed: a restricted run whose limits never bind is identical); the
-    others get a run of their own with their limits enforced.
+    others get a run of their own with their limits enforced. ``own_runs="priced"`` gives an own run only
+    to binding plans that charge anything (:func:`charges_anything`): a free plan's bill is nothing
+    whatever the usage, and whether its limits hold is decided on the unrestricted run (an app within
+    every limit is never throttled; one over a limit got there before any throttling), so fleets skip
+    that run (sim/fleets). The outcome's ``enforcement`` then holds the dry run's report.
     """
     from sim.pricing.pricing import price
     from sim.pricing.quote import quote
@@ -319,8 +328,8 @@ def run_plans(scenario, plans, *, seed: int | None = None, progress: bool = True
     base.usage.pop("enforcement", None)    # the probes only watched: their reports are not part of this usage
     outcomes = []
     for plan, (m_probe, i_probe) in zip(plans, probes, strict=True):
-        result, own = base, False
-        if _binds(m_probe, i_probe):
+        result, own, binds = base, False, _binds(m_probe, i_probe)
+        if binds and (own_runs == "binding" or charges_anything(plan)):
             result = simulate(scenario, seed=seed, progress=progress, enforcer=mobile_enforcer(plan, scenario, False),
                               iot_enforcer=iot_enforcer(plan, scenario, False))
             own = True
@@ -336,8 +345,14 @@ def run_plans(scenario, plans, *, seed: int | None = None, progress: bool = True
         q = quote(plan, mau=mau, messages=int(delivered), size=payload / delivered if delivered else 0.0,
                   period=priced.period)
         outcomes.append(PlanOutcome(plan=plan.name, bill=bill, quote=q, usage=usage, enforced=own,
-                                    enforcement=_flat_enforcement(usage, bill), extra=storm_extra(usage, base.usage)))
+                                    enforcement=_flat_enforcement(usage, bill), extra=storm_extra(usage, base.usage),
+                                    binds=binds))
     return base, outcomes
+
+
+def charges_anything(plan) -> bool:
+    """Whether a plan's bill can be more than nothing: charges, a base fee, add-ons or a minimum."""
+    return bool(plan.charges or plan.base_fee or plan.minimum_commitment or plan.addons)
 
 
 def meter_values(meter) -> np.ndarray:

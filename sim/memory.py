@@ -77,7 +77,9 @@ class Driver:
 
 def estimate_bytes(scenario) -> tuple[int, list[Driver]]:
     """Estimated peak memory of simulating ``scenario`` (bytes), and its parts, largest first."""
-    sc = scenario
+    from sim.sampling import world_scenario
+
+    sc = world_scenario(scenario)  # a sampled run holds its sample only
     days = sc.simulation.days + getattr(sc.simulation, "warmup_days", 0)  # warm-up days are simulated too
     users = sc.population.users
     dau = users * sc.population.monthly_active_fraction * sc.population.dau_over_mau

@@ -147,6 +147,14 @@ class Population(Strict):
     timezones: str | dict[float, NonNegFloat] = Field(
         "utc", description=f"UTC offsets (hours) -> share of users, or a preset ({', '.join(TIMEZONE_PRESETS)}).",
     )
+    sample: Annotated[int, Field(ge=2)] | None = Field(
+        None, description="Simulate this many of the `users` and scale the usage to all of them (sim/sampling.py): "
+        "bytes, counts and stored levels by users / sample, MAU and peak CCU estimated with a confidence interval "
+        "(usage `sampling` section). null, or a sample of at least `users`, simulates everyone.",
+    )
+    sample_confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = Field(
+        0.95, description="Confidence level of the sampled MAU and peak-CCU intervals.",
+    )
 
     @field_validator("device_mix")
     @classmethod

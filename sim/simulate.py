@@ -19,10 +19,12 @@ import numpy as np
 import simpy
 
 import sim
+from sim import sampling
 from sim.meters import MeterBook
 from sim.pricing.period import Period, zone_name
 from sim.rng import Streams
 from sim.scenario import Scenario, scenario_dict
+from sim.world.connections import FINE_PER_MINUTE
 from sim.world.enforcer import Enforcer
 from sim.world.mobile.world import MobileWorld
 
@@ -117,7 +119,13 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
     # the mobile world runs warm-up days first on one clock; its book is cut to the period afterwards
     wbook = MeterBook(start=start - timedelta(days=warm), minutes=(warm + days) * 1440, days=period.days, tz=tz)
     streams = Streams(seed)
-    world = make_world(sc, streams, wbook, make_protocol(sc), enforcer)
+    msample, isample = sampling.mobile_sample(sc), sampling.iot_sample(sc)
+    wsc = sampling.world_scenario(sc)  # the scenario itself unless sampled (sim/sampling.py)
+    if msample is not None and enforcer is not None:
+        enforcer = sampling.Scaled(enforcer, msample.ratio)
+    world = make_world(wsc, streams, wbook, make_protocol(sc), enforcer)
+    if msample is not None:
+        world.conn.track_groups(sampling.GROUPS)
     bar = _progress(world.total_days, progress, sc.name)
     world.run(None if bar is None else (lambda: bar.update(1)))
     if bar is not None:
@@ -126,14 +134,33 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
     book = wbook.tail(warm * 1440)
     meters = {k: _tail_series(v, warm * 1440) for k, v in meters.items()}
     timings.update(world.timings)
+    sampled: dict = {}
+    if msample is not None:
+        groups = world.conn.group_levels()[:, warm * 1440:]
+        fine = world.conn.fine_level()[warm * 1440 * FINE_PER_MINUTE:]
+        sampling.scale_book(book, msample.ratio)
+        sampled["mobile"] = sampling.scale_mobile_meters(meters, msample, groups,
+                                                         streams.generator("sampling", "mobile"), fine)
+        if "ccu_max" in book.series and isinstance(meters.get("peak_ccu"), dict):
+            book.series["ccu_max"] = np.asarray(meters["peak_ccu"]["values"], dtype=np.float64)
     extra_meters: dict = {}
-    if sc.iot is not None:
+    if sc.iot is not None and isample is None:
         extra_meters = _run_iot(sc, streams, book, start, days, iot_enforcer)
+    elif sc.iot is not None:
+        ibook = MeterBook(start=book.start, minutes=book.minutes, days=book.days, tz=book.tz)
+        extra_meters = _run_iot(wsc, streams, ibook, start, days, iot_enforcer)
+        level = ibook.series.get("iot_connections")
+        sampling.scale_book(ibook, isample.ratio)
+        sampled["iot"] = sampling.scale_iot_meters(extra_meters, isample, sc.iot, level,
+                                                   streams.generator("sampling", "iot"))
+        sampling.add_book(book, ibook)
     usage = book.to_usage(end, meters)
     _merge_iot(usage["meters"], extra_meters, book)
     usage["counts"] = dict(sorted(book.counts.items()))
     usage["run"] = {"seed": seed, "version": sim.__version__, "scenario": sc.name, "engine": sc.engine,
                     "warmup_days": warm}
+    if sampled:
+        usage["sampling"] = sampled
     if getattr(world, "client_counts", None) and sc.clients:
         usage["run"]["clients"] = world.client_counts  # users per behaviour (custom clients)
     enforcement: dict = {}

@@ -60,6 +60,7 @@ def summary_lines(result: RunResult) -> list[str]:
         ]
     elif not fleet:
         lines.append("MAU 0: no user of the app connected in the period")
+    lines += sampling_lines(u)
     if fleet:
         lines += _iot_lines(counts, meters, result.frame)
     if counts.get("connections") or counts.get("rejected_connections"):
@@ -191,3 +192,20 @@ def headroom_lines(h) -> list[str]:
                      tablefmt="github", disable_numparse=True,
                      colalign=["left", "right", "right", "right", "left", "left"])
     return [f"free-plan headroom, {h.plan}: {h.text()}", *table.splitlines()]
+
+
+def sampling_lines(usage: dict) -> list[str]:
+    """A sampled run says so, with the intervals of what it estimated (sim/sampling.py)."""
+    out = []
+    for side, what in (("mobile", "users"), ("iot", "devices")):
+        doc = (usage.get("sampling") or {}).get(side)
+        if not doc:
+            continue
+        parts = [f"sampled {doc['sample']:,} of {doc['population']:,} {what} (x {doc['ratio']:.4g})"]
+        for key, label in (("mau", "MAU"), ("peak_ccu", "peak CCU")):
+            e = doc.get(key)
+            if e:
+                parts.append(f"{label} {e['value']:,.0f} ({doc['confidence']:.0%} interval {e['ci_low']:,.0f} to "
+                             f"{e['ci_high']:,.0f})")
+        out.append("  ".join(parts))
+    return out

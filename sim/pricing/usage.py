@@ -32,7 +32,7 @@ from sim import yamlio
 from sim.errors import InputError
 from sim.pricing.period import Interval, Period, parse_time, parse_zone
 
-PASSTHROUGH_SECTIONS = ("activity", "breakdown", "counts", "enforcement", "run")
+PASSTHROUGH_SECTIONS = ("activity", "breakdown", "counts", "enforcement", "run", "sampling")
 _TOP_KEYS = ("period", "meters", *PASSTHROUGH_SECTIONS)
 #: Largest meter value, and largest sum of a series: prices are exact Decimals of 28 digits, 9 of them
 #: after the point, so a quantity must stay below 10^19 (10^18 bytes is an exabyte).

@@ -20,6 +20,9 @@ from sim.world.timeline import CAUSES, KEY, NEVER, Intervals
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
+#: Resolution of a sampled run's fine concurrency level (:meth:`ConnectionMeter.fine_level`).
+FINE_MS = 5_000
+FINE_PER_MINUTE = MINUTE_MS // FINE_MS
 
 
 def settle(x: np.ndarray) -> np.ndarray:
@@ -121,10 +124,29 @@ class ConnectionMeter:
         self.last_end = np.full(n_users, -NEVER, dtype=np.int64)
         self.tls_on = tls_on
         self.tickets_on = tickets_on
+        self.group_diff: np.ndarray | None = None  # (groups, minutes + 1) when a sampled run asks for it
         # reported by every run, 0 when nothing connected (a fixed schema for sweeps and reports)
         self.counts: dict[str, int] = {"connections": 0, **{f"connections_{c}": 0 for c in CAUSES}}
         if tls_on:
             self.counts.update(full_handshakes=0, resumed_handshakes=0)
+
+    def track_groups(self, groups: int) -> None:
+        """Also keep the concurrency of ``groups`` user groups (user id mod ``groups``), minute by minute.
+
+        A sampled run (:mod:`sim.sampling`) resamples these groups to know how much its estimate of the
+        whole population's peak would vary with the users sampled; the ids are drawn independently, so
+        residues are random groups of equal size."""
+        self.group_diff = np.zeros((int(groups), self.minutes + 1))
+        self.fine_diff = np.zeros(self.minutes * FINE_PER_MINUTE + 1)
+
+    def group_levels(self) -> np.ndarray | None:
+        """Concurrent connections of each group at each minute's start, ``(groups, minutes)``."""
+        return None if self.group_diff is None else np.cumsum(self.group_diff, axis=1)[:, :-1]
+
+    def fine_level(self) -> np.ndarray | None:
+        """Concurrent connections every :data:`FINE_MS` (a sampled run's peak is estimated from it: the
+        maximum within a minute of a small sample is not a scaled-down maximum of the whole app)."""
+        return None if self.group_diff is None else np.cumsum(self.fine_diff)[:-1]
 
     def _count(self, name: str, n: int) -> None:
         self.counts[name] = self.counts.get(name, 0) + int(n)
@@ -236,6 +258,14 @@ class ConnectionMeter:
         b = np.minimum((end + MINUTE_MS - 1) // MINUTE_MS, self.minutes)
         bincount_into(self.ccu_diff, a)
         bincount_into(self.ccu_diff, b, sign=-1)
+        if self.group_diff is not None:
+            G, w = self.group_diff.shape
+            g = (user % G) * w
+            self.group_diff += np.bincount(g + a, minlength=G * w)[: G * w].reshape(G, w)
+            self.group_diff -= np.bincount(g + b, minlength=G * w)[: G * w].reshape(G, w)
+            nf = self.fine_diff.size
+            self.fine_diff += np.bincount(np.minimum((start + FINE_MS - 1) // FINE_MS, nf - 1), minlength=nf)[:nf]
+            self.fine_diff -= np.bincount(np.minimum((end + FINE_MS - 1) // FINE_MS, nf - 1), minlength=nf)[:nf]
         d0 = self.day_of(start)
         d1 = self.day_of(end - 1)
         multi = np.flatnonzero(d1 > d0)

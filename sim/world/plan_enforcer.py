@@ -121,8 +121,12 @@ class PlanEnforcer(Enforcer):
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
-    def from_plan(cls, plan, users: int, book=None, dry_run: bool = False, **kw) -> PlanEnforcer:
+    def from_plan(cls, plan, users: int, book=None, dry_run: bool = False, rate_scale: float = 1.0,
+                  **kw) -> PlanEnforcer:
         """The runtime parts of ``plan`` (a :class:`sim.pricing.plan.Plan`) for an app of ``users`` registered users.
+
+        ``rate_scale``: the world simulates that share of the app's users (a sampled run, sim/sampling.py), so
+        it gets that share of the app's per-second message rate.
 
         ``book`` (a :class:`sim.meters.MeterBook`), if given, fixes the period now; otherwise the world
         tells the enforcer when the run begins. ``kw``: ``retries``, ``backoff_s``.
@@ -131,7 +135,7 @@ class PlanEnforcer(Enforcer):
         for name, r in plan.restrictions.items():
             if r.measure == "messages_per_second" and r.action in ("reject", "throttle") \
                     and r.scope in ("app", "account", "platform"):
-                limit = r.resolved_limit(users)
+                limit = r.resolved_limit(users) * rate_scale
                 rate = limit if rate is None else min(rate, limit)
             else:
                 unsupported.append(name)

@@ -32,6 +32,10 @@ class IotFleetConfig(pydantic.BaseModel, extra="forbid"):
     devices: int = Field(
         1000, ge=1, description="Trackers in the fleet; each is one platform device (daily count)."
     )
+    sample: int | None = Field(
+        None, ge=2, description="Simulate this many of the `devices` and scale the fleet's traffic and stored "
+        "bytes to all of them (sim/sampling.py); element counts are the full fleet's. null: every device.",
+    )
     channels: int = Field(
         1,
         ge=1,

@@ -1,0 +1,311 @@
+"""Sampled runs: simulate ``n`` users of an app of ``N`` and scale the usage to all ``N``.
+
+Why this is sound: every user's behaviour in the model depends on per-user parameters (rates, OS,
+time zone, contacts drawn with a per-user degree), never on the app's size, and users' static
+attributes are drawn independently (:mod:`sim.world.population`). A world of the first ``n`` users
+is therefore a random sample of the app, a smaller copy of it, and with ``r = N / n``:
+
+* **additive meters** -- bytes by category, counts, per-minute series of messages and bytes, the
+  stored level -- are sums over users: ``r x`` the sample's sum is an unbiased estimate of the whole;
+* **MAU** is ``r x`` the sample's MAU, with a Wilson score interval for the share of users active
+  (finite-population corrected: the effective sample is ``n / (1 - n/N)``);
+* **peak CCU** is the maximum of a per-minute sum, and scaling the sample's per-minute concurrency
+  ``S_t`` by ``r`` would scale its minute-to-minute noise by ``r`` too, where the whole app's noise
+  grows only as ``sqrt(N)``: the maximum of ``r S_t`` overstates the peak (by some 2-5 % for
+  ``r = 10`` in a chat app). The estimate instead keeps the expected level and the noise apart:
+  ``m`` is the sample's mean day (the mean of ``S`` over the period's days at the same minute of the
+  day), and the whole app's concurrency is estimated as ``Y_t = r m + sqrt(r) (S_t - m)``: the mean
+  level scaled by ``r``, the sample's own fluctuations (with their real autocorrelation) scaled by
+  ``sqrt(r)``, the factor by which a sum's standard deviation grows from ``n`` to ``N`` independent
+  users. The peak is ``max_t Y_t``. Periods shorter than two days have no mean day: ``Y = r S``
+  (an overstatement, said in the usage's ``sampling`` section as ``peak_method: scaled``).
+  The interval: the sample's users are split into :data:`GROUPS` groups (user id mod groups) whose
+  concurrency the connection meter keeps; the groups are resampled with replacement
+  (:data:`BOOTSTRAP` times), ``Y`` and its peak recomputed, and the interval is the estimate
+  ``± t x sqrt(2) x`` the bootstrap standard deviation. ``sqrt(2)``: the interval must cover a full
+  run's peak, which has its own fluctuation of about the size of the estimate's (a prediction
+  interval, not a confidence interval for an expected peak). tests/test_sampling.py checks its
+  coverage against full runs.
+
+With a sample of at least the population nothing is sampled: the run is the unsampled run, bit for
+bit. The per-minute frame is scaled the same way (``ccu`` and ``ccu_max`` by ``Y``), so fleets can
+add apps' loads on a common clock. Runtime limits see the scaled usage (:class:`Scaled`), and the
+per-second message-rate limit is the whole app's times ``1 / r`` (sim/comparison.py ``mobile_enforcer``).
+
+The IoT fleet (``iot.sample``) is scaled the same way by its own ratio, its element counts (devices,
+MQTT sessions) being the full fleet's. The fleet's runtime restrictions act on the sample as they are
+(per-channel rates and element counts are not rescaled): a sampled fleet's limits bind later than
+the full fleet's would. Sample a fleet only when its limits are not the question.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.world.enforcer import Shifted
+
+#: User groups whose concurrency a sampled run keeps (for the peak's interval).
+GROUPS = 20
+#: Bootstrap resamples of the groups.
+BOOTSTRAP = 200
+MINUTES_PER_DAY = 1440
+
+
+@dataclass(frozen=True)
+class Sample:
+    """``sample`` of ``population`` users (or devices) simulated; ``ratio`` scales them up."""
+
+    population: int
+    sample: int
+    confidence: float = 0.95
+
+    @property
+    def ratio(self) -> float:
+        return self.population / self.sample
+
+
+def mobile_sample(sc) -> Sample | None:
+    """The scenario's user sample, None when every user is simulated."""
+    p = sc.population
+    if p.sample is None or p.sample >= p.users:
+        return None
+    return Sample(p.users, p.sample, p.sample_confidence)
+
+
+def iot_sample(sc) -> Sample | None:
+    """The scenario's IoT device sample, None when every device is simulated (or there is no fleet)."""
+    iot = sc.iot
+    if iot is None or iot.sample is None or iot.sample >= iot.devices:
+        return None
+    return Sample(iot.devices, iot.sample, sc.population.sample_confidence)
+
+
+def world_scenario(sc):
+    """The scenario the world simulates: the samples' sizes in place of the populations'."""
+    ms, is_ = mobile_sample(sc), iot_sample(sc)
+    if ms is None and is_ is None:
+        return sc
+    update = {}
+    if ms is not None:
+        update["population"] = sc.population.model_copy(update={"users": ms.sample, "sample": None})
+    if is_ is not None:
+        update["iot"] = sc.iot.model_copy(update={"devices": is_.sample, "sample": None})
+    return sc.model_copy(update=update)
+
+
+class Scaled(Shifted):
+    """An enforcer watching a sampled world: the usage it is shown each day is scaled to the whole app,
+    so its free limits and notifications fire when the whole app's would."""
+
+    def __init__(self, inner, ratio: float) -> None:
+        super().__init__(inner, 0, 0)
+        self.ratio = float(ratio)
+
+    def day_end(self, day_end_ms: int, usage_so_far) -> None:
+        r = self.ratio
+        self.inner.day_end(day_end_ms, lambda: {k: np.asarray(v, dtype=float) * r for k, v in usage_so_far().items()})
+
+
+# -- estimates ----------------------------------------------------------------------------------------------
+
+
+def level_estimate(values: np.ndarray, ratio: float, per_day: int = MINUTES_PER_DAY) -> np.ndarray:
+    """The whole app's concurrency from the sample's: ``r m + sqrt(r) (S - m)`` (module doc); ``per_day``
+    values a day."""
+    s = np.asarray(values, dtype=np.float64)
+    days = s.size // per_day
+    if days < 2:
+        return s * ratio
+    mean_day = smooth_day(s[: days * per_day].reshape(days, per_day).mean(axis=0), per_day)
+    m = mean_day[np.arange(s.size) % per_day]
+    # Each day's fluctuation is measured against a mean day it is part of, so a sum of k of the D days' has
+    # variance k (1 - k/D) sigma^2 around the raw mean day; but the mean day is smoothed (its fast part, of
+    # variance ~ sigma^2 / D, stays in every day's fluctuation and adds k^2/D sigma^2 to the sum): k sigma^2.
+    copies = shifted_copies(ratio, days)
+    resid = s - m
+    if copies > 1:  # the sum of the fluctuations of `copies` days, day-shifted (module doc)
+        whole = days * per_day
+        total = np.zeros_like(resid)
+        for k in range(copies):
+            shift = (k * (days // copies)) * per_day
+            total[:whole] += np.roll(resid[:whole], -shift)
+        total[whole:] = resid[whole:] * math.sqrt(copies)  # a trailing part-day has no copies of its own
+        resid = total / math.sqrt(copies)
+    return ratio * m + math.sqrt(ratio) * resid
+
+
+def shifted_copies(ratio: float, days: int) -> int:
+    """How many day-shifted copies of the sample's fluctuations make the whole app's: about ``ratio`` of
+    them (a sum of independent samples), at most half the period's days (so the copies stay apart from
+    the mean day they are measured against)."""
+    return max(1, min(int(round(ratio)), days // 2))
+
+
+#: Minutes over which the mean day is averaged (a centred moving average, round the clock): the sample's
+#: mean day still carries its own noise, which ``r x`` would make a false peak.
+SMOOTH_MINUTES = 31
+
+
+def smooth_day(day: np.ndarray, per_day: int) -> np.ndarray:
+    """A centred circular moving average of one day's values over :data:`SMOOTH_MINUTES`."""
+    w = max(1, int(round(SMOOTH_MINUTES * per_day / MINUTES_PER_DAY)))
+    if w <= 1:
+        return day
+    half = w // 2
+    padded = np.concatenate([day[-half:], day, day[:half]])
+    c = np.concatenate([[0.0], np.cumsum(padded)])
+    return (c[w:] - c[:-w])[: day.size] / w
+
+
+def minute_peaks(fine: np.ndarray, ratio: float, minutes: int) -> np.ndarray:
+    """The whole app's per-minute maximum concurrency, from the sample's fine level (``FINE_PER_MINUTE``
+    values a minute): the maximum within each minute of the estimated level."""
+    from sim.world.connections import FINE_PER_MINUTE
+
+    est = level_estimate(fine, ratio, MINUTES_PER_DAY * FINE_PER_MINUTE)
+    return est[: minutes * FINE_PER_MINUTE].reshape(minutes, FINE_PER_MINUTE).max(axis=1)
+
+
+def _level_peaks(levels: np.ndarray, ratio: float) -> np.ndarray:
+    """:func:`level_estimate`'s peak for each row of ``levels`` (resamples, ``(B, minutes)``)."""
+    days = levels.shape[1] // MINUTES_PER_DAY
+    if days < 2:
+        return levels.max(axis=1) * ratio
+    whole = levels[:, : days * MINUTES_PER_DAY].reshape(levels.shape[0], days, MINUTES_PER_DAY)
+    mean_days = np.stack([smooth_day(d, MINUTES_PER_DAY) for d in whole.mean(axis=1)])
+    m = mean_days[:, np.arange(levels.shape[1]) % MINUTES_PER_DAY]
+    return (ratio * m + math.sqrt(ratio) * (levels - m)).max(axis=1)
+
+
+def peak_interval(level: np.ndarray, groups: np.ndarray | None, s: Sample,
+                  rng: np.random.Generator, value: float | None = None) -> dict:
+    """Estimated peak of the whole app's concurrency with its interval (module doc).
+
+    ``level``: the sample's per-minute maximum concurrency; ``value``: the estimate (default: the peak of
+    :func:`level_estimate` of ``level``); ``groups``: ``(GROUPS, minutes)`` minute-start concurrency of the
+    user groups (None: the interval is the fluctuation of the sample's own peak scaled, from the
+    day-to-day spread at the peak minute)."""
+    from scipy import stats
+
+    est = level_estimate(level, s.ratio)
+    if est.size == 0:
+        return {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    value = float(est.max()) if value is None else float(value)
+    if groups is not None and groups.shape[0] >= 2 and groups.any():
+        G = groups.shape[0]
+        base = float(_level_peaks(groups.sum(axis=0, keepdims=True), s.ratio)[0])
+        peaks = []
+        for chunk in np.array_split(np.arange(BOOTSTRAP), max(1, BOOTSTRAP // 25)):
+            w = rng.multinomial(G, np.full(G, 1.0 / G), size=chunk.size).astype(np.float64)
+            peaks.append(_level_peaks(w @ groups, s.ratio))
+        sd = float(np.std(np.concatenate(peaks) - base, ddof=1))
+        q = float(stats.t.ppf(0.5 + s.confidence / 2, G - 1))
+    else:
+        days = level.size // MINUTES_PER_DAY
+        at = int(np.argmax(est)) % MINUTES_PER_DAY
+        spread = level[at: days * MINUTES_PER_DAY: MINUTES_PER_DAY] if days >= 2 else np.array([level.max()])
+        v = float(np.var(spread, ddof=1)) if spread.size >= 2 else float(level.max())  # Poisson-like fallback
+        sd = math.sqrt(s.ratio * s.ratio * v / max(days, 1) + s.ratio * v)
+        q = float(stats.norm.ppf(0.5 + s.confidence / 2))
+    half = q * math.sqrt(2.0) * sd
+    return {"value": value, "ci_low": max(0.0, value - half), "ci_high": value + half}
+
+
+def mau_interval(mau_sample: float, s: Sample) -> dict:
+    """MAU ``r x`` the sample's, with a finite-population Wilson interval for the active share."""
+    from scipy import stats
+
+    n, N = s.sample, s.population
+    p = mau_sample / n
+    n_eff = n / (1.0 - n / N)
+    z = float(stats.norm.ppf(0.5 + s.confidence / 2))
+    centre = (p + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
+    half = z * math.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff * n_eff)) / (1 + z * z / n_eff)
+    lo, hi = max(0.0, centre - half), min(1.0, centre + half)
+    return {"value": mau_sample * s.ratio, "ci_low": lo * N, "ci_high": hi * N}
+
+
+# -- scaling a run --------------------------------------------------------------------------------------------
+
+
+def scaled_counts(values: np.ndarray, ratio: float) -> np.ndarray:
+    """Per-minute counts scaled to whole numbers whose running total is the rounded scaled total."""
+    total = np.round(np.cumsum(np.asarray(values, dtype=np.float64)) * ratio)
+    return np.diff(total, prepend=0.0)
+
+
+#: Book series that are concurrency levels (scaled by :func:`level_estimate`, not by the ratio).
+LEVELS = ("ccu", "ccu_max", "iot_connections")
+
+
+def scale_book(book, ratio: float) -> None:
+    """Scale a meter book in place: bytes and summed series by ``ratio``, concurrency levels by
+    :func:`level_estimate`, counts and per-day activity by ``ratio`` (rounded)."""
+    for key, v in book.bytes.items():
+        book.bytes[key] = v * ratio
+    for name, v in book.series.items():
+        book.series[name] = level_estimate(v, ratio) if name in LEVELS else v * ratio
+    for name, v in book.daily.items():
+        book.daily[name] = np.round(np.asarray(v, dtype=np.float64) * ratio)
+    book.counts = {k: int(round(v * ratio)) for k, v in book.counts.items()}
+
+
+def scale_mobile_meters(meters: dict, s: Sample, groups: np.ndarray | None, rng: np.random.Generator,
+                        fine: np.ndarray | None = None) -> dict:
+    """Scale the world's usage meters (per-minute series) in place; return the ``sampling`` section."""
+    r = s.ratio
+    doc: dict = {"population": s.population, "sample": s.sample, "ratio": r, "confidence": s.confidence}
+    mau = meters.get("mau")
+    if isinstance(mau, dict) and "values" in mau:
+        v = np.asarray(mau["values"], dtype=np.float64)
+        doc["mau"] = mau_interval(float(v.sum()), s)
+        mau["values"] = [int(x) for x in scaled_counts(v, r)]
+        doc["mau"]["value"] = float(sum(mau["values"]))
+    peak = meters.get("peak_ccu")
+    if isinstance(peak, dict) and "values" in peak:
+        v = np.asarray(peak["values"], dtype=np.float64)
+        est = np.round(level_estimate(v, r) if fine is None else minute_peaks(fine, r, v.size))
+        doc["peak_ccu"] = peak_interval(v, groups, s, rng, float(est.max()) if est.size else 0.0)
+        peak["values"] = [int(x) for x in est]
+        doc["peak_method"] = "mean day" if v.size >= 2 * MINUTES_PER_DAY else "scaled"
+    return doc  # bytes and the stored level come from the book, scaled by scale_book
+
+
+def scale_iot_meters(meters: dict, s: Sample, cfg, level: np.ndarray | None, rng: np.random.Generator) -> dict:
+    """Scale the IoT fleet's meters in place (element counts become the full fleet's, ``cfg``: the scenario's
+    ``iot`` section); return its ``sampling`` section."""
+    r = s.ratio
+    doc: dict = {"population": s.population, "sample": s.sample, "ratio": r, "confidence": s.confidence}
+    full = {"devices": cfg.devices,
+            "mqtt_sessions": (cfg.devices if cfg.persistent_sessions else 0) + cfg.extra_mqtt_sessions}
+    for name, value in full.items():
+        m = meters.get(name)
+        if isinstance(m, dict) and "values" in m:
+            m["values"] = [value] * len(m["values"])
+    if isinstance(meters.get("stored_bytes"), dict):
+        m = meters["stored_bytes"]
+        m["values"] = [_num(x) for x in np.asarray(m["values"], dtype=np.float64) * r]
+    if level is not None and np.asarray(level).size:
+        doc["peak_ccu"] = peak_interval(np.asarray(level, dtype=np.float64), None, s, rng)
+        meters["peak_ccu"] = int(round(doc["peak_ccu"]["value"]))
+    return doc
+
+
+def _num(x: float) -> int | float:
+    f = float(x)
+    return int(f) if f.is_integer() else f
+
+
+def add_book(into, other) -> None:
+    """Add ``other``'s bytes, series and counts into ``into`` (two books of one clock)."""
+    for key, v in other.bytes.items():
+        into.bytes[key] = into.bytes[key] + v
+    for name, v in other.series.items():
+        into.series[name] = into.series[name] + v if name in into.series else v
+    for name, v in other.daily.items():
+        into.daily[name] = into.daily[name] + v if name in into.daily else v
+    for name, v in other.counts.items():
+        into.counts[name] = into.counts.get(name, 0) + int(v)
