@@ -103,6 +103,43 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    """Check the tune file, its fleet and --out first (bad input: one line, exit 2, nothing written), then tune;
+    exit 1 with one line when no candidate meets every requirement (the outputs say which fails)."""
+    from sim.fleets.tune import tune_command
+
+    return tune_command(args.tune, args.out, sets=args.set, workers=args.workers, dask=args.dask,
+                        dask_local=args.dask_local, progress=not args.no_progress)
+
+
+def _cmd_fleet(args: argparse.Namespace) -> int:
+    """Load and check the whole fleet (every app's scenario) and --out first (bad input: one line, exit 2, nothing
+    written), then run it and print what it needs."""
+    from sim.fleets import load_fleet, run_fleet
+    from sim.fleets.runner import check_fleet_dir
+
+    fleet = load_fleet(args.fleet, args.set)
+    check_fleet_dir(args.out)
+    if args.dask or args.dask_local:
+        from sim.experiments.executors import dask_executor
+
+        with dask_executor(args.dask, args.dask_local) as ex:
+            result = run_fleet(fleet, executor=ex, progress=not args.no_progress, out=args.out)
+    else:
+        result = run_fleet(fleet, progress=not args.no_progress, out=args.out, workers=args.workers)
+    info, cap = result.info, result.capacity
+    print(f"{info['apps']} apps ({info['apps_free']} free on their free plan, {info['apps_paying']} paying, "
+          f"{info['apps_failed']} failed, {info['apps_sampled']} sampled), {info['mau']:,.0f} MAU in "
+          f"{info['wall_s']:.1f} s")
+    for name in ("total", "free", "paying"):
+        c = cap[name]
+        print(f"  {name}: peak {c['peak_ccu']:,.0f} connections, {c['peak_messages_per_s']:,.1f} messages/s -> "
+              f"{c['servers']} servers; egress p{cap['parameters']['egress_percentile']:g} "
+              f"{c['egress_percentile_mbit_s']:,.3f} Mbit/s; stored {c['stored_gb']:,.3f} GB")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _cmd_scenario_reference(args: argparse.Namespace) -> int:
     from sim.scenario import reference_markdown
 
@@ -193,6 +230,28 @@ def build_parser() -> argparse.ArgumentParser:
     dask.add_argument("--dask-local", type=_count, default=None, metavar="N", help="a Dask LocalCluster of N workers")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("tune", help="tune a free plan's limits against a fleet: frontier, recommendation")
+    p.add_argument("tune", help="tune file (fleets/tune-*.yaml)")
+    p.add_argument("--out", required=True, help="directory for frontier.csv/png, recommendation.json (and fleet/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a tune key")
+    p.add_argument("--workers", type=_count, default=None, help="local worker processes for the fleet's runs")
+    dask = p.add_mutually_exclusive_group()
+    dask.add_argument("--dask", default=None, metavar="ADDRESS", help="a running Dask scheduler (tcp://host:8786)")
+    dask.add_argument("--dask-local", type=_count, default=None, metavar="N", help="a Dask LocalCluster of N workers")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_tune)
+
+    p = sub.add_parser("fleet", help="run a fleet of apps: each simulated and priced, their load added on one clock")
+    p.add_argument("fleet", help="fleet file (fleets/*.yaml)")
+    p.add_argument("--out", required=True, help="directory for apps.parquet/csv, load.csv, capacity.json, plots")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a fleet key")
+    p.add_argument("--workers", type=_count, default=None, help="local worker processes (default: usable cores)")
+    dask = p.add_mutually_exclusive_group()
+    dask.add_argument("--dask", default=None, metavar="ADDRESS", help="a running Dask scheduler (tcp://host:8786)")
+    dask.add_argument("--dask-local", type=_count, default=None, metavar="N", help="a Dask LocalCluster of N workers")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_fleet)
 
     p = sub.add_parser("scenario", help="scenario file help")
     ssub = p.add_subparsers(dest="scenario_command", required=True)
