@@ -165,3 +165,70 @@ def test_custom_client_notebook_shows_what_always_connected_clients_do_to_the_bi
 
     # The notebook's own client module was written to a temporary directory, not into the repository.
     assert not (NOTEBOOK_DIR / "my_clients.py").exists() and not (ROOT / "my_clients.py").exists()
+
+
+TUNE_FREE_TIER = NOTEBOOK_DIR / "tune-free-tier.ipynb"
+
+
+@pytest.mark.slow
+def test_tune_free_tier_notebook_recommends_limits_with_their_intervals():
+    from decimal import Decimal
+
+    nb = executed(TUNE_FREE_TIER)
+    rec = tagged_json(nb, "recommendation")
+    variables = rec["tune"]["variables"]
+
+    # A feasible recommendation: one value per tuned limit, on its grid's range, pasted into the plan's limits.
+    assert rec["feasible"] is True and rec["limits"] and rec["closest"] is None
+    assert set(rec["limits"]) == set(variables)
+    for name, value in rec["limits"].items():
+        assert variables[name]["low"] <= value <= variables[name]["high"]
+    pasted = {f"limits.{p['metric']}": p.get("max", (p.get("max_fraction_of") or {}).get("fraction"))
+              for p in rec["plan_limits"]}
+    assert all(pasted[name] == value for name, value in rec["limits"].items())
+    assert rec["objective"]["name"] == "minimise_free_cost"
+    assert Decimal(rec["objective"]["value"]) == Decimal(rec["free_tier"]["cost"]["total"])
+
+    # Every requirement is reported with its value and interval, and met.
+    reqs = rec["requirements"]
+    assert [r["kind"] for r in reqs] == [next(k for k, v in r.items() if v is not None)
+                                             for r in rec["tune"]["requirements"]]
+    for r in reqs:
+        assert {"requirement", "value", "ci_low", "ci_high", "confidence", "met"} <= set(r) and r["met"] is True
+    shares = [r for r in reqs if r["kind"] == "free_share"]
+    assert len(shares) == 2
+    for r in shares:
+        body = r["requirement"]["free_share"]
+        assert 0 <= r["ci_low"] <= r["value"] <= r["ci_high"] <= 1      # the point value inside its interval
+        assert r["ci_low"] >= body["at_least"] and r["confidence"] == body["confidence"]
+        assert r["value"] == pytest.approx(r["apps_free"] / r["apps"])
+        assert r["pessimistic"] <= r["value"] <= r["optimistic"]
+    cost = next(r for r in reqs if r["kind"] == "free_cost")
+    budget = Decimal(cost["requirement"]["free_cost"]["at_most"])
+    assert Decimal(cost["value"]) <= budget and Decimal(cost["ci_high"]) <= budget
+    assert Decimal(cost["value"]) == Decimal(rec["free_tier"]["cost"]["total"])
+    servers = next(r for r in reqs if r["kind"] == "servers")
+    assert servers["value"] == rec["free_tier"]["servers"] <= servers["requirement"]["servers"]["at_most"]
+
+    # The fleet was re-priced, not re-simulated; the shipped limits fail the requirements the recommendation meets.
+    assert rec["fleet"]["path"] is None and rec["fleet"]["apps_tuned"] == rec["free_tier"]["apps"]
+    assert rec["as_shipped"]["feasible"] is False
+    assert rec["as_shipped"]["free_share"] < rec["free_tier"]["share"]
+    variants = rec["variants"]
+    assert variants["as shipped (base)"]["limits"] == rec["limits"]
+    held = variants["CCU fraction held at 10 %"]
+    assert held["feasible"] is False and held["limits"] is None and held["failing"]
+
+    # The app side: each free plan's headroom, the app's growth factor the smallest of its limits'.
+    app = rec["app_headroom"]
+    for label in ("as shipped", "recommended"):
+        h = app[label]
+        factors = [lim["growth_factor"] for lim in h["limits"] if lim["growth_factor"] is not None]
+        assert h["growth_factor"] == pytest.approx(min(factors)) and h["binding"]
+        assert {lim["metric"] for lim in h["limits"] if lim["binds_first"]} == set(h["binding"])
+
+    # The reading is written from these numbers, not typed in.
+    text = "".join(o.data["text/markdown"] for o in outputs(nb) if "text/markdown" in o.get("data", {}))
+    hobby = next(r for r in shares if r["requirement"]["free_share"]["archetype"] != "all")
+    assert f"{hobby['apps_free']} of {hobby['apps']} hobby apps" in text
+    assert f"{rec['limits']['limits.peak_ccu']:.0%}" in text and rec["free_tier"]["cost"]["total"] in text
