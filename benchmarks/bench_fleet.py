@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--dask-local", type=int, default=None)
+    ap.add_argument("--out", default=None, help="keep the fleet's outputs here (default: a temporary directory)")
     args = ap.parse_args()
 
     from sim.fleets.fleet_file import load_fleet
@@ -34,14 +35,15 @@ def main() -> None:
 
     fleet = load_fleet(args.fleet, args.set)
     with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.out) if args.out else Path(tmp) / "fleet"
         t0 = time.perf_counter()
         if args.dask_local:
             from sim.experiments.executors import dask_executor
 
             with dask_executor(None, args.dask_local) as ex:
-                result = run_fleet(fleet, executor=ex, progress=True, out=Path(tmp) / "fleet")
+                result = run_fleet(fleet, executor=ex, progress=True, out=out)
         else:
-            result = run_fleet(fleet, workers=args.workers, progress=True, out=Path(tmp) / "fleet")
+            result = run_fleet(fleet, workers=args.workers, progress=True, out=out)
         wall = time.perf_counter() - t0
     apps = result.apps
     n = len(apps)
@@ -49,6 +51,8 @@ def main() -> None:
     sampled = int(apps["sampled"].sum())
     errors = int(apps["error"].notna().sum())
     print(f"fleet {fleet.name}: {n} apps, {mau / 1e6:.2f} M MAU ({sampled} apps sampled), {errors} errors")
+    for text, count in apps["error"].dropna().value_counts().items():
+        print(f"  {count} x {text}")
     print(f"wall {wall:.1f} s  ({n / wall:.2f} apps/s; target: 1,000 apps >= 5 M MAU in < 600 s)")
 
 

@@ -247,8 +247,16 @@ class ProbeEnforcer(Enforcer):
         self._all("admit_storage", *a, **k)
         return None
 
-    def day_end(self, *a, **k):
-        self._all("day_end", *a, **k)
+    def day_end(self, day_end_ms, usage_so_far):
+        """Every member sees the same usage, built once (it is a day's worth of per-minute arrays)."""
+        cache: list = []
+
+        def once():
+            if not cache:
+                cache.append(usage_so_far())
+            return cache[0]
+
+        self._all("day_end", day_end_ms, once)
 
     def note_rejected(self, *a, **k):
         self._all("note_rejected", *a, **k)
@@ -257,14 +265,14 @@ class ProbeEnforcer(Enforcer):
         self._all("finish", *a, **k)
 
 
-def mobile_enforcer(plan, scenario, dry_run: bool):
+def mobile_enforcer(plan, scenario, dry_run: bool, until_binding: bool = False):
     from sim.sampling import mobile_sample
     from sim.world.plan_enforcer import PlanEnforcer
 
-    # a sampled world is shown the whole app's usage (sim.sampling.Scaled) and gets its share of the app's rate
-    s = mobile_sample(scenario)
+    # a sampled world is shown the whole app's usage (sim.sampling.Scaled); per-second rates are not enforced on it
+    sampled = mobile_sample(scenario) is not None
     return PlanEnforcer.from_plan(plan, users=scenario.population.users, dry_run=dry_run,
-                                  rate_scale=1.0 if s is None else 1.0 / s.ratio)
+                                  rate_scale=None if sampled else 1.0, until_binding=until_binding)
 
 
 def iot_enforcer(plan, scenario, dry_run: bool):
@@ -315,7 +323,9 @@ def run_plans(scenario, plans, *, seed: int | None = None, progress: bool = True
     from sim.pricing.usage import usage_from_dict
     from sim.simulate import simulate
 
-    probes = [(mobile_enforcer(p, scenario, True), iot_enforcer(p, scenario, True)) for p in plans]
+    # a plan that gets no own run whatever happens is only asked whether it binds: its probe may stop there
+    probes = [(mobile_enforcer(p, scenario, True, until_binding=own_runs == "priced" and not charges_anything(p)),
+               iot_enforcer(p, scenario, True)) for p in plans]
     iot_probes = [i for _, i in probes if i is not None]
     # The fleet takes one limits object: the first plan's (dry-run) IoT limits watch the unrestricted run itself,
     # the others get a dry run each (dry runs are identical to the unrestricted run).

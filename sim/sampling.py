@@ -29,8 +29,11 @@ is therefore a random sample of the app, a smaller copy of it, and with ``r = N 
 
 With a sample of at least the population nothing is sampled: the run is the unsampled run, bit for
 bit. The per-minute frame is scaled the same way (``ccu`` and ``ccu_max`` by ``Y``), so fleets can
-add apps' loads on a common clock. Runtime limits see the scaled usage (:class:`Scaled`), and the
-per-second message-rate limit is the whole app's times ``1 / r`` (sim/comparison.py ``mobile_enforcer``).
+add apps' loads on a common clock. Runtime limits see the scaled usage (:class:`Scaled`): free limits,
+notifications and throttling act when the whole app's would. A per-second message-rate limit is not enforced
+on a sampled run (the enforcement report lists it as ``unsupported``): the whole app's per-second count
+hardly fluctuates around its mean, the sample's does, so the sample against ``limit / r`` would reject what
+the app never would -- the peak's problem again (sim/comparison.py ``mobile_enforcer``).
 
 The IoT fleet (``iot.sample``) is scaled the same way by its own ratio, its element counts (devices,
 MQTT sessions) being the full fleet's. The fleet's runtime restrictions act on the sample as they are
@@ -50,7 +53,7 @@ from sim.world.enforcer import Shifted
 #: User groups whose concurrency a sampled run keeps (for the peak's interval).
 GROUPS = 20
 #: Bootstrap resamples of the groups.
-BOOTSTRAP = 200
+BOOTSTRAP = 100
 MINUTES_PER_DAY = 1440
 
 
@@ -134,7 +137,8 @@ def level_estimate(values: np.ndarray, ratio: float, per_day: int = MINUTES_PER_
             total[:whole] += np.roll(resid[:whole], -shift)
         total[whole:] = resid[whole:] * math.sqrt(copies)  # a trailing part-day has no copies of its own
         resid = total / math.sqrt(copies)
-    return ratio * m + math.sqrt(ratio) * resid
+    # a sum of other days' fluctuations can dip below the whole app's empty level at night: no fewer than none
+    return np.maximum(ratio * m + math.sqrt(ratio) * resid, 0.0)
 
 
 def shifted_copies(ratio: float, days: int) -> int:

@@ -42,3 +42,27 @@ def test_a_plan_whose_limits_never_bind_gets_exactly_the_unrestricted_usage():
     forced = simulate(sc, progress=False, enforcer=mobile_enforcer(plans[0], sc, dry_run=False))
     strip = {k: v for k, v in forced.usage.items() if k != "enforcement"}
     assert strip == base.usage
+
+
+def test_priced_own_runs_skip_free_plans_and_keep_every_verdict():
+    """run_plans(own_runs="priced") (fleets): a free plan's bill is nothing on any usage and its verdict comes from
+    the unrestricted run, so it gets no own run; its probe stops counting once it binds; paid plans are unchanged."""
+    sc = load_scenario("quick", ["population.users=1500", "simulation.days=3"])
+    plans = [load_plan("mesibo-free"), load_plan("mesibo-cloud")]
+    base, full = run_plans(sc, plans, progress=False)
+    base2, priced = run_plans(sc, plans, progress=False, own_runs="priced")
+    assert base2.usage == base.usage
+    free_full, free_priced = full[0], priced[0]
+    assert free_full.binds and free_full.enforced        # 1,500 MAU > 1,000: throttled, an own run
+    assert free_priced.binds and not free_priced.enforced and free_priced.usage == base.usage
+    assert free_priced.bill.total == free_full.bill.total == 0
+    assert {v.metric for v in free_priced.bill.violations} >= {v.metric for v in free_full.bill.violations}
+    assert priced[1].bill.total == full[1].bill.total and priced[1].enforced == full[1].enforced
+
+
+def test_a_sampled_app_enforces_no_per_second_rate():
+    sc = load_scenario("quick", ["population.users=4000", "population.sample=100", "simulation.days=2"])
+    e = mobile_enforcer(load_plan("mesibo-cloud"), sc, True)
+    assert e.rate_cap is None and e.report["unsupported"] == ["message_rate"]
+    full = mobile_enforcer(load_plan("mesibo-cloud"), load_scenario("quick", ["population.users=4000"]), True)
+    assert full.rate_cap == 20                           # 0.5 % of 4,000 per second

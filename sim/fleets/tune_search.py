@@ -166,8 +166,11 @@ class Solution:
             if r.kind != "servers":
                 cols[f"{r.label()} ci_low"] = lo
                 cols[f"{r.label()} ci_high"] = hi
-        for r, met in zip(p.tune.requirements, ev.req_met, strict=True):
-            cols[f"{r.label()} met"] = met
+        for r, met, hi in zip(p.tune.requirements, ev.req_met, ev.req_high, strict=True):
+            col = pd.array(met, dtype="boolean")
+            if r.kind == "free_cost":  # no bootstrap where another requirement already fails: unknown, not False
+                col[np.isnan(hi) & (ev.cost <= float(r.body.at_most) + 1e-9)] = pd.NA
+            cols[f"{r.label()} met"] = col
         cols["feasible"] = ev.feasible
         cols["on_frontier"] = self.frontier
         cols["chosen"] = np.arange(len(ev.cost)) == (self.chosen if self.chosen is not None else -1)

@@ -258,14 +258,14 @@ class ConnectionMeter:
         b = np.minimum((end + MINUTE_MS - 1) // MINUTE_MS, self.minutes)
         bincount_into(self.ccu_diff, a)
         bincount_into(self.ccu_diff, b, sign=-1)
-        if self.group_diff is not None:
-            G, w = self.group_diff.shape
-            g = (user % G) * w
-            self.group_diff += np.bincount(g + a, minlength=G * w)[: G * w].reshape(G, w)
-            self.group_diff -= np.bincount(g + b, minlength=G * w)[: G * w].reshape(G, w)
+        if self.group_diff is not None:  # whole-number steps: np.add.at is exact in any order, and costs the batch
+            G = self.group_diff.shape[0]
+            g = user % G
+            np.add.at(self.group_diff, (g, a), 1.0)
+            np.add.at(self.group_diff, (g, b), -1.0)
             nf = self.fine_diff.size
-            self.fine_diff += np.bincount(np.minimum((start + FINE_MS - 1) // FINE_MS, nf - 1), minlength=nf)[:nf]
-            self.fine_diff -= np.bincount(np.minimum((end + FINE_MS - 1) // FINE_MS, nf - 1), minlength=nf)[:nf]
+            np.add.at(self.fine_diff, np.minimum((start + FINE_MS - 1) // FINE_MS, nf - 1), 1.0)
+            np.add.at(self.fine_diff, np.minimum((end + FINE_MS - 1) // FINE_MS, nf - 1), -1.0)
         d0 = self.day_of(start)
         d1 = self.day_of(end - 1)
         multi = np.flatnonzero(d1 > d0)

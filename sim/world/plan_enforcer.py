@@ -96,9 +96,14 @@ class PlanEnforcer(Enforcer):
                  thresholds: tuple[float, ...] = (), free_limits: tuple[Watch, ...] = (),
                  throttle_grace_s: int | None = None, throttle_rate: float | None = None,
                  unsupported: tuple[str, ...] = (), dry_run: bool = False, retries: int = 3,
-                 backoff_s: float = 1.0, start: datetime | None = None, minutes: int | None = None) -> None:
+                 backoff_s: float = 1.0, start: datetime | None = None, minutes: int | None = None,
+                 until_binding: bool = False) -> None:
+        """``until_binding`` (dry runs): stop counting once the limits are known to bind -- for a caller that
+        only asks :attr:`binds` (a fleet's free plans: sim/comparison.py ``run_plans(own_runs="priced")``);
+        the report's counts then stop at that point."""
         super().__init__()
         self.name = name
+        self.until_binding = bool(until_binding and dry_run)
         self.rate_cap = None if message_rate is None else max(1, math.floor(message_rate))
         self.throttle_cap = None if throttle_rate is None else max(1, math.floor(throttle_rate))
         self.throttle_grace_s = throttle_grace_s
@@ -121,12 +126,14 @@ class PlanEnforcer(Enforcer):
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
-    def from_plan(cls, plan, users: int, book=None, dry_run: bool = False, rate_scale: float = 1.0,
+    def from_plan(cls, plan, users: int, book=None, dry_run: bool = False, rate_scale: float | None = 1.0,
                   **kw) -> PlanEnforcer:
         """The runtime parts of ``plan`` (a :class:`sim.pricing.plan.Plan`) for an app of ``users`` registered users.
 
-        ``rate_scale``: the world simulates that share of the app's users (a sampled run, sim/sampling.py), so
-        it gets that share of the app's per-second message rate.
+        ``rate_scale``: the world simulates that share of the app's users, so it gets that share of the app's
+        per-second message rate; None: the rate is not enforced (a sampled run, sim/sampling.py: a sample's
+        per-second bursts are far larger, relative to its mean, than the whole app's, so a scaled cap would
+        reject what the app never would).
 
         ``book`` (a :class:`sim.meters.MeterBook`), if given, fixes the period now; otherwise the world
         tells the enforcer when the run begins. ``kw``: ``retries``, ``backoff_s``.
@@ -135,6 +142,9 @@ class PlanEnforcer(Enforcer):
         for name, r in plan.restrictions.items():
             if r.measure == "messages_per_second" and r.action in ("reject", "throttle") \
                     and r.scope in ("app", "account", "platform"):
+                if rate_scale is None:
+                    unsupported.append(name)
+                    continue
                 limit = r.resolved_limit(users) * rate_scale
                 rate = limit if rate is None else min(rate, limit)
             else:
@@ -175,6 +185,8 @@ class PlanEnforcer(Enforcer):
     # -- admission ---------------------------------------------------------------------------------
     def admit_messages(self, t_ms, sender, fanout):
         if len(t_ms) == 0 or (self.rate_cap is None and self.throttled_from_ms is None):
+            return None
+        if self.until_binding and self.binds:
             return None
         cs = int(t_ms[0]) // DAY_MS * DAY_MS
         adm = self._limit(np.asarray(t_ms, dtype=np.int64), cs, cs + DAY_MS)
@@ -261,6 +273,10 @@ class PlanEnforcer(Enforcer):
     def day_end(self, day_end_ms: int, usage_so_far: Callable[[], dict[str, np.ndarray]]) -> None:
         if not self.notify and not self.free_limits:
             return
+        if self.until_binding and self.binds:
+            return
+        if self.throttle_cap is None and self.notify and self.start is not None and self.minutes:
+            return  # notifications alone are decided at finish(), from the final meters; nothing acts on them
         meters = usage_so_far()
         upto = day_end_ms // (MINUTE_S * 1000)
         for w in self.notify:
@@ -301,7 +317,7 @@ class PlanEnforcer(Enforcer):
 
     def finish(self, meters: dict) -> None:
         """Notifications from the final usage meters, metered as the bill meters them (so equal to the bill's)."""
-        if not self.notify or self.start is None or not self.minutes:
+        if not self.notify or self.start is None or not self.minutes or (self.until_binding and self.binds):
             return
         from sim.pricing.usage import usage_from_dict
 
