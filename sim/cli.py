@@ -186,6 +186,15 @@ def _memory_size(text: str) -> int:
         raise argparse.ArgumentTypeError(exc.problem) from None
 
 
+def _executor_args(p: argparse.ArgumentParser, workers_help: str) -> None:
+    """--workers, --dask / --dask-local and --no-progress: how the commands that run many simulations run them."""
+    p.add_argument("--workers", type=_count, default=None, help=workers_help)
+    dask = p.add_mutually_exclusive_group()
+    dask.add_argument("--dask", default=None, metavar="ADDRESS", help="a running Dask scheduler (tcp://host:8786)")
+    dask.add_argument("--dask-local", type=_count, default=None, metavar="N", help="a Dask LocalCluster of N workers")
+    p.add_argument("--no-progress", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sim", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sim {__version__}")
@@ -224,33 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", help="study file (studies/*.yaml)")
     p.add_argument("--out", required=True, help="directory for runs.parquet/csv, summary.csv, study.json, plots")
     p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a study key")
-    p.add_argument("--workers", type=_count, default=None, help="local worker processes (default: usable cores)")
-    dask = p.add_mutually_exclusive_group()
-    dask.add_argument("--dask", default=None, metavar="ADDRESS", help="a running Dask scheduler (tcp://host:8786)")
-    dask.add_argument("--dask-local", type=_count, default=None, metavar="N", help="a Dask LocalCluster of N workers")
-    p.add_argument("--no-progress", action="store_true")
+    _executor_args(p, "local worker processes (default: usable cores)")
     p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("tune", help="tune a free plan's limits against a fleet: frontier, recommendation")
     p.add_argument("tune", help="tune file (fleets/tune-*.yaml)")
     p.add_argument("--out", required=True, help="directory for frontier.csv/png, recommendation.json (and fleet/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a tune key")
-    p.add_argument("--workers", type=_count, default=None, help="local worker processes for the fleet's runs")
-    dask = p.add_mutually_exclusive_group()
-    dask.add_argument("--dask", default=None, metavar="ADDRESS", help="a running Dask scheduler (tcp://host:8786)")
-    dask.add_argument("--dask-local", type=_count, default=None, metavar="N", help="a Dask LocalCluster of N workers")
-    p.add_argument("--no-progress", action="store_true")
+    _executor_args(p, "local worker processes for the fleet's runs")
     p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("fleet", help="run a fleet of apps: each simulated and priced, their load added on one clock")
     p.add_argument("fleet", help="fleet file (fleets/*.yaml)")
     p.add_argument("--out", required=True, help="directory for apps.parquet/csv, load.csv, capacity.json, plots")
     p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a fleet key")
-    p.add_argument("--workers", type=_count, default=None, help="local worker processes (default: usable cores)")
-    dask = p.add_mutually_exclusive_group()
-    dask.add_argument("--dask", default=None, metavar="ADDRESS", help="a running Dask scheduler (tcp://host:8786)")
-    dask.add_argument("--dask-local", type=_count, default=None, metavar="N", help="a Dask LocalCluster of N workers")
-    p.add_argument("--no-progress", action="store_true")
+    _executor_args(p, "local worker processes (default: usable cores)")
     p.set_defaults(func=_cmd_fleet)
 
     p = sub.add_parser("scenario", help="scenario file help")

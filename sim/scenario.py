@@ -607,12 +607,7 @@ def apply_sets(raw: dict, sets: list[str], source: str = "--set") -> dict:
     """Apply ``key.path=value`` overrides (YAML scalars) to a copy of ``raw``; unknown paths are errors."""
     out = copy.deepcopy(raw)
     for item in sets:
-        if "=" not in item:
-            raise InputError("--set", item, "expected key.path=value")
-        path, text = item.split("=", 1)
-        parts = [p for p in path.strip().split(".")]
-        if not all(parts):
-            raise InputError("--set", path, "empty key in path")
+        path, parts, text = yamlio.split_set(item)
         _check_path(Scenario, parts, path)
         try:
             value = yamlio.load(text) if text.strip() else None

@@ -157,6 +157,18 @@ def load(text: str) -> Any:
 # -- files -----------------------------------------------------------------------------------------------
 
 
+def split_set(item: str) -> tuple[str, list[str], str]:
+    """A ``--set key.path=value`` item as ``(path, parts, value text)``; one InputError for each way it is
+    malformed (the syntax every file kind's ``--set`` shares: scenarios, studies, fleets, tune files)."""
+    if "=" not in item:
+        raise InputError("--set", item, "expected key.path=value")
+    path, text = item.split("=", 1)
+    parts = path.strip().split(".")
+    if not all(parts):
+        raise InputError("--set", path, "empty key in path")
+    return path, parts, text
+
+
 def read_text(path: str | Path, kind: str) -> str:
     """The text of a regular, UTF-8, non-binary file of bounded size; anything else is an InputError."""
     source = str(path)

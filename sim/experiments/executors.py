@@ -48,6 +48,19 @@ def local_pool(workers: int | None = None) -> Executor:
     return InlineExecutor() if n == 1 else process_pool(n)
 
 
+@contextlib.contextmanager
+def executor_or_pool(executor: Executor | None, workers: int | None = None) -> Iterator[Executor]:
+    """``executor`` as given (left running), or a :func:`local_pool` of ``workers`` shut down on leaving."""
+    if executor is not None:
+        yield executor
+        return
+    ex = local_pool(workers)
+    try:
+        yield ex
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
 def process_pool(n: int) -> Executor:
     """A process pool of exactly ``n`` workers (forkserver with the package preloaded, else spawn)."""
     method = "forkserver" if sys.platform != "win32" and "forkserver" in multiprocessing.get_all_start_methods() \

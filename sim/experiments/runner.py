@@ -301,21 +301,18 @@ def run_study(study: Study, executor: Executor | None = None, progress: bool = T
     of ``workers`` (:func:`sim.experiments.executors.local_pool`), shut down at the end. ``out``: a directory
     for the tables, plots and the resume store (see the README); without it nothing is written.
     """
-    from sim.experiments.executors import local_pool
+    from sim.experiments.executors import executor_or_pool
     from sim.experiments.files import check_sweep_dir
     from sim.experiments.result import StudyResult
 
     if out is not None:
         out = check_sweep_dir(out)
     sweep = Sweep(study, out)
-    own = executor is None
-    ex = local_pool(workers) if own else executor
     t0 = time.perf_counter()
     try:
-        sweep.run(ex, progress=progress)
+        with executor_or_pool(executor, workers) as ex:
+            sweep.run(ex, progress=progress)
     finally:
-        if own:
-            ex.shutdown(wait=True, cancel_futures=True)
         if out is not None:
             sweep.write_tables(final=True)
     result = StudyResult(study, sweep.frame(), sweep.info(time.perf_counter() - t0))

@@ -282,12 +282,7 @@ def apply_fleet_sets(raw: dict, sets: list[str]) -> dict:
     Unknown keys are left for the schema to name."""
     out = copy.deepcopy(raw)
     for item in sets:
-        if "=" not in item:
-            raise InputError("--set", item, "expected key.path=value")
-        path, text = item.split("=", 1)
-        parts = path.strip().split(".")
-        if not all(parts):
-            raise InputError("--set", path, "empty key in path")
+        path, parts, text = yamlio.split_set(item)
         try:
             value = yamlio.load(text) if text.strip() else None
         except Exception:  # noqa: BLE001 - not YAML: the text itself

@@ -276,20 +276,15 @@ def run_fleet(fleet: Fleet, executor: Executor | None = None, workers: int | Non
     ``workers`` (:func:`sim.experiments.executors.local_pool`), shut down at the end. ``out``: a directory for
     the files (see the README's "Fleets"), checked first and replaced whole at the end.
     """
-    from sim.experiments.executors import local_pool
+    from sim.experiments.executors import executor_or_pool
     from sim.fleets.load import capacity
 
     if out is not None:
         out = check_fleet_dir(out)
     run = FleetRun(fleet)
-    own = executor is None
-    ex = local_pool(workers) if own else executor
     t0 = time.perf_counter()
-    try:
+    with executor_or_pool(executor, workers) as ex:
         run.run(ex, progress=progress)
-    finally:
-        if own:
-            ex.shutdown(wait=True, cancel_futures=True)
     apps = run.frame()
     load = run.acc.frame(fleet.start)
     cap = capacity(load, apps, fleet.doc.capacity, fleet.free_plan)

@@ -242,12 +242,7 @@ def apply_tune_sets(raw: dict, sets: list[str]) -> dict:
     ``variables.limits.mau.high=3000`` (a variable's name is two parts), ``cost.per_gb_egress=0.05``."""
     out = copy.deepcopy(raw)
     for item in sets:
-        if "=" not in item:
-            raise InputError("--set", item, "expected key.path=value")
-        path, text = item.split("=", 1)
-        parts = path.strip().split(".")
-        if not all(parts):
-            raise InputError("--set", path, "empty key in path")
+        path, parts, text = yamlio.split_set(item)
         if parts[0] == "variables" and len(parts) >= 3:
             parts = [parts[0], f"{parts[1]}.{parts[2]}", *parts[3:]]
         value = yamlio.load(text) if text.strip() else None
