@@ -174,7 +174,10 @@ def minute_peaks(fine: np.ndarray, ratio: float, minutes: int) -> np.ndarray:
 
 
 def _level_peaks(levels: np.ndarray, ratio: float) -> np.ndarray:
-    """:func:`level_estimate`'s peak for each row of ``levels`` (resamples, ``(B, minutes)``)."""
+    """:func:`level_estimate`'s peak for each row of ``levels`` (resamples, ``(B, minutes)``), vectorised over
+    the rows and without the day-shifted copies: the bootstrap's proxy, which measures how the mean day
+    and the sample's fluctuations vary with the users sampled at a fraction of the cost (fleets run it for
+    every sampled app)."""
     days = levels.shape[1] // MINUTES_PER_DAY
     if days < 2:
         return levels.max(axis=1) * ratio
@@ -194,11 +197,12 @@ def peak_interval(level: np.ndarray, groups: np.ndarray | None, s: Sample,
     day-to-day spread at the peak minute)."""
     from scipy import stats
 
-    est = level_estimate(level, s.ratio)
-    if est.size == 0:
+    if level.size == 0:
         return {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    bootstrap = groups is not None and groups.shape[0] >= 2 and groups.any()
+    est = level_estimate(level, s.ratio) if value is None or not bootstrap else None
     value = float(est.max()) if value is None else float(value)
-    if groups is not None and groups.shape[0] >= 2 and groups.any():
+    if bootstrap:
         G = groups.shape[0]
         base = float(_level_peaks(groups.sum(axis=0, keepdims=True), s.ratio)[0])
         peaks = []

@@ -555,9 +555,7 @@ def load_scenario(path: str | Path, sets: list[str] | None = None, seed: int | N
     """Read, override and validate a scenario file; every problem is an :class:`InputError`."""
     p = resolve_scenario_path(path)
     source = str(p)
-    raw = yamlio.parse(yamlio.read_text(p, "scenario file"), source)
-    if not isinstance(raw, dict):
-        raise InputError(source, None, "a scenario must be a YAML mapping")
+    raw = yamlio.read_mapping(p, "scenario file", "a scenario must be a YAML mapping")
     raw = apply_sets(raw, sets or [], source)
     if seed is not None:
         raw["seed"] = seed

@@ -157,6 +157,15 @@ def load(text: str) -> Any:
 # -- files -----------------------------------------------------------------------------------------------
 
 
+def read_mapping(path: str | Path, kind: str, problem: str) -> dict:
+    """A YAML file that must hold a mapping (a scenario, study, fleet or tune file); ``problem`` is the one line
+    said when it holds something else."""
+    raw = parse(read_text(path, kind), str(path))
+    if not isinstance(raw, dict):
+        raise InputError(str(path), None, problem)
+    return raw
+
+
 def split_set(item: str) -> tuple[str, list[str], str]:
     """A ``--set key.path=value`` item as ``(path, parts, value text)``; one InputError for each way it is
     malformed (the syntax every file kind's ``--set`` shares: scenarios, studies, fleets, tune files)."""

@@ -36,9 +36,7 @@ def base_raw(study) -> dict:
     from pathlib import Path
 
     p = Path(study.scenario_path)
-    raw = yamlio.parse(yamlio.read_text(p, "scenario file"), str(p))
-    if not isinstance(raw, dict):
-        raise InputError(str(p), None, "a scenario must be a YAML mapping")
+    raw = yamlio.read_mapping(p, "scenario file", "a scenario must be a YAML mapping")
     try:
         return apply_sets(raw, [_set_item(k, v) for k, v in study.set.items()], str(p))
     except InputError as exc:

@@ -180,9 +180,7 @@ def load_study(path: str | Path, sets: list[str] | None = None) -> Study:
 
     p = Path(path)
     source = str(p)
-    raw = yamlio.parse(yamlio.read_text(p, "study file"), source)
-    if not isinstance(raw, dict):
-        raise InputError(source, None, "a study must be a YAML mapping")
+    raw = yamlio.read_mapping(p, "study file", "a study must be a YAML mapping")
     raw = apply_study_sets(raw, sets or [])
     study = validate_study(raw, source)
     study.scenario_path = str(_scenario_path(study.scenario, p.parent, source))

@@ -323,9 +323,7 @@ def load_fleet(path: str | Path, sets: list[str] | None = None) -> Fleet:
     clock, and the scenario of every app it draws. Every problem is one :class:`InputError`."""
     p = Path(path)
     source = str(p)
-    raw = yamlio.parse(yamlio.read_text(p, "fleet file"), source)
-    if not isinstance(raw, dict):
-        raise InputError(source, None, "a fleet must be a YAML mapping (name, apps, archetypes ...)")
+    raw = yamlio.read_mapping(p, "fleet file", "a fleet must be a YAML mapping (name, apps, archetypes ...)")
     raw = apply_fleet_sets(raw, sets or [])
     doc = validate_fleet(raw, source)
     return resolve(doc, source, p.parent)
@@ -371,9 +369,7 @@ def resolve(doc: FleetDoc, source: str, base: Path) -> Fleet:
     for name, a in doc.archetypes.items():
         where = f"archetypes.{name}"
         path = _scenario_path(a.scenario, base, source, f"{where}.scenario")
-        sraw = yamlio.parse(yamlio.read_text(path, "scenario file"), str(path))
-        if not isinstance(sraw, dict):
-            raise InputError(str(path), None, "a scenario must be a YAML mapping")
+        sraw = yamlio.read_mapping(path, "scenario file", "a scenario must be a YAML mapping")
         origin: dict[str, str] = {}
         layers = [("set", doc.set), ("simulation", {f"simulation.{k}": v for k, v in doc.simulation.items()}),
                   (f"{where}.set", a.set)]

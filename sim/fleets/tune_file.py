@@ -270,9 +270,7 @@ def load_tune(path: str | Path, sets: list[str] | None = None) -> tuple[Tune, Pl
     """Read, override and validate a tune file; returns (tune, free plan, paid plan). Nothing runs."""
     p = Path(path)
     source = str(p)
-    raw = yamlio.parse(yamlio.read_text(p, "tune file"), source)
-    if not isinstance(raw, dict):
-        raise InputError(source, None, "a tune file must be a YAML mapping (fleet, plan, variables ...)")
+    raw = yamlio.read_mapping(p, "tune file", "a tune file must be a YAML mapping (fleet, plan, variables ...)")
     raw = apply_tune_sets(raw, sets or [])
     tune = validate_tune(raw, source)
     base = p.parent
