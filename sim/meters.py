@@ -359,3 +359,22 @@ def _add_span(acc: np.ndarray, lo: int, values) -> None:
 
 def minute_index(start: datetime, t: datetime) -> int:
     return int((t - start) // timedelta(minutes=1))
+
+
+#: Levels a world snapshots at each billing month's start (copies waiting in the store), not counters.
+_LEVELS = {"stored": "stored_at_start", "receipts_stored": "receipts_stored_at_start"}
+
+
+def month_counts(snaps: list[dict[str, int]]) -> list[dict[str, int]]:
+    """Counts per billing month from a world's snapshots at each month's start and at the end.
+
+    A counter's month figure is its growth within the month; a level (copies waiting in the store) is given
+    at the month's start (``stored_at_start``) and end (``stored``), as a one-period run reports them."""
+    out = []
+    for a, b in zip(snaps, snaps[1:], strict=False):
+        row = {k: int(b.get(k, 0)) - int(a.get(k, 0)) for k in sorted(set(a) | set(b)) if k not in _LEVELS}
+        for level, at_start in _LEVELS.items():
+            row[at_start] = int(a.get(level, 0))
+            row[level] = int(b.get(level, 0))
+        out.append(dict(sorted(row.items())))
+    return out

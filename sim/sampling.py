@@ -72,10 +72,13 @@ class Sample:
 
 def mobile_sample(sc) -> Sample | None:
     """The scenario's user sample, None when every user is simulated."""
+    from sim.world.population import pool_users
+
     p = sc.population
-    if p.sample is None or p.sample >= p.users:
+    users = pool_users(sc)  # a growing app: its pool of everyone ever present (sim/world/growth.py)
+    if p.sample is None or p.sample >= users:
         return None
-    return Sample(p.users, p.sample, p.sample_confidence)
+    return Sample(users, p.sample, p.sample_confidence)
 
 
 def iot_sample(sc) -> Sample | None:
@@ -92,7 +95,7 @@ def world_scenario(sc):
     if ms is None and is_ is None:
         return sc
     update = {}
-    if ms is not None:
+    if ms is not None and sc.growth is None:  # a growing app's world draws the pool's first users itself
         update["population"] = sc.population.model_copy(update={"users": ms.sample, "sample": None})
     if is_ is not None:
         update["iot"] = sc.iot.model_copy(update={"devices": is_.sample, "sample": None})

@@ -33,8 +33,10 @@ from pydantic import (
 
 from sim import yamlio
 from sim.errors import InputError
+from sim.pricing.account import Account
 from sim.protocol import ProtocolConfig
 from sim.strict import StrictModel
+from sim.world.growth import Growth
 from sim.world.iot.config import IotFleetConfig
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -75,7 +77,14 @@ class Simulation(Strict):
         DEFAULT_START, description="Start of the period: any minute, any UTC offset (stored in UTC). "
         "Default 2026-11-01T00:00Z (issue).",
     )
-    days: int = Field(30, ge=1, le=92, description="Length of the billing period in days.")
+    days: int = Field(30, ge=1, le=92, description="Length of the billing period in days (with `months`: set from "
+                      "them, not given).")
+    months: int | None = Field(
+        None, ge=1, le=24, description="Simulate this many calendar months from `start`, each its own billing period "
+        "(sim/months): one world whose state (users, stored messages, open connections) carries across month "
+        "boundaries, one usage and one bill per month and plan, account ledgers over them. `start` must fall on day "
+        "1-28 of a month; `days` is then the months' days.",
+    )
     tz: str | None = Field(
         None, description="Time zone of the period's calendar days (per-day meters: DAU, element counts): an "
         "IANA name (Europe/Berlin) or an offset (+01:00). Default: the offset written in start, else UTC.",
@@ -105,6 +114,21 @@ class Simulation(Strict):
             sign = "+" if minutes >= 0 else "-"
             v = {**v, "tz": f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"}
         return v
+
+    @model_validator(mode="after")
+    def _months(self) -> Simulation:
+        """``months``: the period is that many calendar months from ``start``; ``days`` follows from them."""
+        if self.months is None:
+            return self
+        from sim.world.clock import month_bounds
+
+        bounds = month_bounds(self.start, self.months, self.tz)
+        days = round((bounds[-1] - bounds[0]).total_seconds() / 86_400)
+        if "days" in self.model_fields_set and self.days != days:
+            raise ValueError(f"months: {self.months} months from {bounds[0].date()} are {days} days, but days is "
+                             f"{self.days}; give months or days, not both")
+        self.days = days
+        return self
 
     @field_validator("start", mode="before")
     @classmethod
@@ -520,11 +544,32 @@ class Scenario(Strict):
     plans: list[str] = Field(
         default_factory=list, description="Plans to price the usage against: plan names or plan file paths.",
     )
+    growth: Growth | None = Field(
+        None, description="How the population grows over a run of `simulation.months` (sim/world/growth.py Growth): "
+        "`population.users` are present at the start; users join during each month and some leave.",
+    )
+    accounts: dict[str, Account] = Field(
+        default_factory=dict, description="Per plan (a name in `plans`): the account over a multi-month run "
+        "(sim/pricing/account.py Account): PAYG credits and their top-up policy, the Free -> PAYG switch, the "
+        "payment of invoices.",
+    )
 
     @model_validator(mode="after")
     def _sane(self) -> Scenario:
         if self.network.heartbeat_s and self.network.heartbeat_s < 1:
             raise ValueError("network.heartbeat_s must be 0 (none) or at least 1 s")
+        if self.growth is not None:
+            if not self.simulation.months:
+                raise ValueError("growth: needs simulation.months (a population grows over months)")
+            if self.engine != "fast":
+                raise ValueError("growth: runs on the fast engine only (engine: fast); the events engine has no "
+                                 "presence windows yet")
+            self.growth.check_against(self.population.users, self.simulation.months)
+        for name in self.accounts:
+            if name not in self.plans:
+                raise ValueError(f"accounts: {name!r} is not one of the scenario's plans ({', '.join(self.plans) or 'none'})")
+        if self.accounts and not self.simulation.months:
+            raise ValueError("accounts: need simulation.months (an account is kept over billing months)")
         return self
 
     @field_validator("clients")

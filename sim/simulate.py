@@ -42,6 +42,7 @@ class RunResult:
     error: str | None = None
     book: MeterBook | None = field(default=None, repr=False)
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per world pipeline stage
+    months: list[dict] | None = None  # simulation.months: one usage per billing month (sim/months/split.py)
 
     @property
     def ok(self) -> bool:
@@ -99,7 +100,8 @@ def simulate(scenario: Scenario, *, seed: int | None = None, progress: bool = Tr
     result.scenario["seed"] = seed
     t0 = time.perf_counter()
     try:
-        result.usage, result.book = _run(scenario, seed, progress, enforcer, iot_enforcer, result.timings)
+        result.usage, result.book, result.months = _run(scenario, seed, progress, enforcer, iot_enforcer,
+                                                        result.timings)
         result.frame = result.book.to_frame()
     except Exception as exc:  # noqa: BLE001 - recorded in the result, re-raised on request
         if raise_errors:
@@ -110,7 +112,7 @@ def simulate(scenario: Scenario, *, seed: int | None = None, progress: bool = Tr
 
 
 def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot_enforcer: Any,
-         timings: dict[str, float]) -> tuple[dict, MeterBook]:
+         timings: dict[str, float]) -> tuple[dict, MeterBook, list[dict] | None]:
     days, warm = sc.simulation.days, sc.simulation.warmup_days
     start = sc.simulation.start
     end = start + timedelta(days=days)
@@ -171,7 +173,21 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
         enforcement["iot"] = iot_enforcer.report
     if enforcement:
         usage["enforcement"] = enforcement
-    return usage, book
+    months = None
+    if sc.simulation.months:
+        from sim.months.split import month_usages
+        from sim.world.clock import month_bounds
+
+        months = month_usages(usage, month_bounds(start, sc.simulation.months, sc.simulation.tz), book,
+                              getattr(world, "month_counts", None))
+        for i, m in enumerate(months):
+            per_month = [e.get("months", [])[i] if i < len(e.get("months", [])) else None
+                         for e in (enforcement, enforcement.get("iot", {}))]
+            if per_month[0]:
+                m["enforcement"] = per_month[0]
+            if per_month[1]:
+                m.setdefault("enforcement", {})["iot"] = per_month[1]
+    return usage, book, months
 
 
 def _tail_series(meter: Any, skip: int) -> Any:

@@ -107,3 +107,6 @@ class Throttling(BaseModel):
 
     grace: str = Field("24h", description="time after the last notification before throttling starts")
     messages_per_second: Decimal = Field(..., gt=0, description="app-wide message rate while throttled")
+    on: Literal["free_limits", "credits"] = Field(
+        "free_limits", description="what runs out: a free limit (a Free plan), or the PAYG credits of an account "
+        "(scenario `accounts`, sim/months: the ledger decides when; a run without an account is never throttled)")

@@ -101,9 +101,11 @@ class ConnectionMeter:
     """Per-minute connection events and per-user online state for one run."""
 
     def __init__(self, book: MeterBook, protocol, net: Network, n_users: int, day_starts_ms: np.ndarray,
-                 tls_on: bool, tickets_on: bool) -> None:
+                 tls_on: bool, tickets_on: bool, month_starts_ms: np.ndarray | None = None) -> None:
         """``day_starts_ms``: world time of each calendar day's start in the billing period (its first
-        value is the period start; times before it belong to the warm-up and count in no day)."""
+        value is the period start; times before it belong to the warm-up and count in no day).
+        ``month_starts_ms``: each billing month's start (a run of ``simulation.months``; default one month,
+        the period): MAU counts each user once per billing month."""
         self.book = book
         self.protocol = protocol
         self.net = net
@@ -118,7 +120,10 @@ class ConnectionMeter:
         self.ccu_max = np.zeros(m)
         self.connects = np.zeros(m)
         self.mau_first = np.zeros(m)
-        self.seen = np.zeros(n_users, dtype=bool)
+        # the last billing month in which each user was counted in MAU (-1: the warm-up, -2: never)
+        self.seen_month = np.full(n_users, -2, dtype=np.int64)
+        self.month_starts = (np.asarray(day_starts_ms[:1], dtype=np.int64) if month_starts_ms is None
+                             else np.asarray(month_starts_ms, dtype=np.int64))
         self.day_starts = np.asarray(day_starts_ms, dtype=np.int64)
         self.active_day = np.zeros((self.day_starts.size, n_users), dtype=bool)
         self.last_end = np.full(n_users, -NEVER, dtype=np.int64)
@@ -161,12 +166,18 @@ class ConnectionMeter:
         Counts accumulated so far are the warm-up's (the world subtracts them); a connection that is up
         at the period start paid its handshake in the warm-up, but its user is active in the period.
         """
-        self.seen[:] = False
-        m0 = int(self.day_starts[0] // MINUTE_MS)
+        self.start_month(carried_users, 0)
+
+    def start_month(self, carried_users: np.ndarray, month: int) -> None:
+        """Billing month ``month`` begins: users online at its start are its first MAU, at its first minute."""
+        t0 = int(self.month_starts[month])
         users = np.unique(carried_users)
-        self.seen[users] = True
-        self.mau_first[m0] += users.size
-        self.active_day[0, users] = True
+        users = users[self.seen_month[users] < month]
+        self.seen_month[users] = month
+        self.mau_first[t0 // MINUTE_MS] += users.size
+        day = int(self.day_of(np.array([t0]))[0])
+        if day >= 0:
+            self.active_day[day, users] = True
 
     # -- opening -------------------------------------------------------------------------------------
     def open(self, tl: Intervals, idx: np.ndarray, rng: np.random.Generator) -> None:
@@ -211,12 +222,20 @@ class ConnectionMeter:
         else:
             ok = day >= 0
             self.active_day[day[ok], user[ok]] = True
-        # MAU: the first connection of each user not seen before, at its minute
-        first_of_user = np.ones(user.size, dtype=bool)
-        first_of_user[1:] = user[1:] != user[:-1]
-        new = first_of_user & ~self.seen[user]
+        # MAU: the first connection of each user in each billing month (-1: the warm-up), at its minute
+        ms = self.month_starts
+        m_lo, m_hi = (int(np.searchsorted(ms, t, side="right")) - 1 for t in (start.min(), start.max()))
+        first = np.ones(user.size, dtype=bool)
+        if m_lo == m_hi:  # the usual case: a batch within one month
+            first[1:] = user[1:] != user[:-1]
+            new = first & (self.seen_month[user] < m_lo)
+            self.seen_month[user[new]] = m_lo
+        else:
+            month = np.searchsorted(ms, start, side="right") - 1
+            first[1:] = (user[1:] != user[:-1]) | (month[1:] != month[:-1])
+            new = first & (self.seen_month[user] < month)
+            np.maximum.at(self.seen_month, user[new], month[new])
         bincount_into(self.mau_first, minute[new])
-        self.seen[user[new]] = True
 
     # -- closing -------------------------------------------------------------------------------------
     def close(self, tl: Intervals, idx: np.ndarray, rng: np.random.Generator, at_period_end: bool = False) -> None:

@@ -161,6 +161,9 @@ class PlanEnforcer(Enforcer):
             notify = limits if plan.notifications.of == "limits" else included
             thresholds = tuple(plan.notifications.thresholds)
         grace, trate = None, None
+        credits = plan.throttling is not None and plan.throttling.on == "credits"
+        if credits:  # throttled only when an account's credits run out (throttle_from, sim/months/enforcer.py)
+            limits, included = (), ()
         if plan.throttling is not None:
             from sim.pricing.period import Interval
 
@@ -181,6 +184,16 @@ class PlanEnforcer(Enforcer):
 
     def begin(self, start: datetime, minutes: int) -> None:
         self.start, self.minutes = start, minutes
+
+    def throttle_from(self, t_ms: int | None) -> None:
+        """Throttle from ``t_ms`` (ms from the period start, rounded up to a whole second) whatever the free limits
+        say: an account's credits ran out (sim/months/enforcer.py); ``None``: credit was added, the throttle is
+        lifted. Needs the plan's ``throttling`` rate."""
+        if self.throttle_cap is None:
+            raise ValueError(f"plan {self.name}: an account throttles it, but it has no throttling rate "
+                             "(plan throttling: {on: credits, messages_per_second: ...})")
+        self.throttled_from_ms = None if t_ms is None else -(-int(t_ms) // SECOND_MS) * SECOND_MS
+        self.report["throttled_from"] = None if t_ms is None else self._iso(self.throttled_from_ms / 1000)
 
     # -- admission ---------------------------------------------------------------------------------
     def admit_messages(self, t_ms, sender, fanout):

@@ -36,6 +36,24 @@ ANDROID, IOS = 0, 1
 MS = 1000
 
 
+def pool_users(sc: Scenario) -> int:
+    """Everyone ever present in the run: ``population.users``, or with ``growth`` the pool of users who join
+    and leave over the months (sim/world/growth.py)."""
+    if sc.growth is None:
+        return sc.population.users
+    from sim.world import growth
+
+    return growth.pool(sc.growth, sc.population.users, sc.simulation.months).n
+
+
+def world_users(sc: Scenario) -> int:
+    """The users the world simulates: the pool, or its first ``population.sample`` (a sampled growing app; without
+    growth, sim/sampling.py ``world_scenario`` has already put the sample size in ``population.users``)."""
+    n = pool_users(sc)
+    s = sc.population.sample
+    return n if sc.growth is None or s is None else min(int(s), n)
+
+
 @dataclass
 class Population:
     n: int
@@ -55,7 +73,7 @@ class Population:
         def uniform(name: str) -> np.ndarray:
             return streams.generator("population", name).random(n)
 
-        n = sc.population.users
+        n = world_users(sc)
         active = uniform("active") < sc.population.monthly_active_fraction
         mix = sc.population.device_mix
         platform = (uniform("platform") < mix["ios"]).astype(np.int8)

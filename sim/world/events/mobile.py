@@ -121,14 +121,14 @@ class MobileClient(Client):
         if p < 0:
             act = rng.random() < sc.population.dau_over_mau
         else:
-            act = rng.random() < w.p_other_day or w.sure_day[self.user] == p
+            act = rng.random() < w.p_other_day or w.sure_row(p)[self.user] == p
         self.active_today = bool(act)
         if not act:
             return
         w.count("day_active_user_days")
         a = sc.activity
         n = int(launches(rng, a, np.array([self.smult]), np.array([self.prompted_mean]),
-                         bool(w.sure_day[self.user] == p))[0])
+                         bool(w.sure_row(p)[self.user] == p))[0])
         w.count("sessions_spontaneous", n)
         if n == 0:
             w.note_day(0.0)

@@ -27,7 +27,7 @@ from itertools import chain
 import numpy as np
 import simpy
 
-from sim.meters import MeterBook
+from sim.meters import MeterBook, month_counts
 from sim.rng import Streams
 from sim.scenario import Scenario
 from sim.world.clock import WorldClock, active_days
@@ -67,7 +67,9 @@ class EventsWorld:
         self.p_resume, self.p_graceful = net.tls_resumption_probability, net.graceful_close_fraction
         self.nat_timeout_ms = int(net.nat_idle_timeout_s * 1000)
         self.counts: dict[str, int] = {"rejected": 0, "discarded": 0}
-        self.conn = ConnectionMeter(book, protocol, net, pop.n, day_starts, tls_on, self.tickets_on)
+        self.conn = ConnectionMeter(book, protocol, net, pop.n, day_starts, tls_on, self.tickets_on,
+                                    clock.month_starts)
+        self.month_starts, self.month_of_day = clock.month_starts, clock.month_of_day
         self.mm = MessageMeter(book, protocol, sc.messaging, self.counts)
         self._hooks = self.hooks = enforcer is not None and type(enforcer) is not Enforcer
         self.enforcer = Shifted(enforcer, self.offset, self.warm * 1440) if self._hooks else Enforcer()
@@ -104,6 +106,8 @@ class EventsWorld:
         self.ccu_level = 0
         self.ccu_ev = np.zeros(book.minutes)
         self._warm_counts: dict[str, int] = {}
+        # counts at each billing month's start, and at the end
+        self._month_snaps: list[dict[str, int]] = [{}] if self.warm == 0 else []
         self.timings: dict[str, float] = {}
 
     def _build_clients(self, streams: Streams) -> None:
@@ -200,6 +204,11 @@ class EventsWorld:
         self._flush()
         if d + 1 == self.warm:
             self._start_period()
+        p = d + 1 - self.warm
+        if p == 0:
+            self._month_snaps = [self._snapshot()]
+        elif 0 < p < self.days and self.month_of_day[p] != self.month_of_day[p - 1]:
+            self._start_month(int(self.month_of_day[p]))
         if self._hooks and d >= self.warm:
             self.enforcer.day_end(ce, lambda: watched_usage(self.conn, self.mm))
         if d + 1 < self.total_days:
@@ -213,6 +222,27 @@ class EventsWorld:
             c.draw_day(d)
         if self._dau_today and self._fg_today > 0:
             self.msg_rate_ms = self.sc.messaging.messages_per_dau_per_day / (self._fg_today / self._dau_today)
+
+    def _start_month(self, m: int) -> None:
+        """Billing month ``m`` (> 0) begins at this midnight: who is online counts in its MAU from its first minute
+        (as at the period start); counts so far are the earlier months' (:attr:`month_counts`)."""
+        self._month_snaps.append(self._snapshot())
+        online = [c.user for c in self.clients if c is not None and c.connected]
+        self.conn.start_month(np.asarray(online, dtype=np.int64), m)
+
+    def _snapshot(self) -> dict[str, int]:
+        waiting = self.server.waiting()
+        return {**self.conn.counts, **self.counts, "stored": sum(1 for c in waiting if c.kind == MSG),
+                "receipts_stored": sum(1 for c in waiting if c.kind != MSG)}
+
+    @property
+    def month_counts(self) -> list[dict[str, int]]:
+        """Counts per billing month, as :attr:`sim.world.mobile.world.MobileWorld.month_counts`."""
+        return month_counts(self._month_snaps)
+
+    def sure_row(self, p: int) -> np.ndarray:
+        """Each user's sure day in the billing month of period day ``p`` (warm-up days: the first month's)."""
+        return self.sure_day[self.month_of_day[p] if p >= 0 else 0]
 
     def _start_period(self) -> None:
         self._warm_counts = {**self.conn.counts, **self.counts}
@@ -381,6 +411,7 @@ class EventsWorld:
         if self.warm == 0:
             self.count("stored_at_start", 0)
             self.count("receipts_stored_at_start", 0)
+        self._month_snaps.append(self._snapshot())
         self.conn.ccu_max = np.maximum(self.conn.ccu_max, self.ccu_ev)
         meters = self.conn.flush()
         totals = {**self.conn.counts, **self.counts}

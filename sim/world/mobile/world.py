@@ -32,7 +32,7 @@ import time
 import numpy as np
 import simpy
 
-from sim.meters import MeterBook
+from sim.meters import MeterBook, month_counts
 from sim.rng import Streams
 from sim.scenario import Scenario
 from sim.world.clock import WorldClock, active_days
@@ -60,9 +60,11 @@ from sim.world.mobile.push import PushState, wake_intervals
 from sim.world.mobile.sessions import Sessions, diurnal_cdf, draw_sessions
 from sim.world.os_model import DozeTemplate, background_windows, linger_ms
 from sim.world.population import Population
+from sim.world.presence import Presence
 from sim.world.timeline import (
     BACKGROUND,
     FOREGROUND,
+    KEY,
     NEVER,
     Intervals,
     Sorted,
@@ -96,14 +98,18 @@ class MobileWorld:
         start = sc.simulation.start
         tls_on = sc.protocol.tls != "off"
         self.conn = ConnectionMeter(book, protocol, sc.network, self.pop.n, day_starts, tls_on,
-                                    tls_on and sc.protocol.session_tickets)
+                                    tls_on and sc.protocol.session_tickets, clock.month_starts)
         self._hooks = enforcer is not None and type(enforcer) is not Enforcer
         self.enforcer = Shifted(enforcer, self.offset, self.warm * 1440) if self._hooks else Enforcer()
         # Every active user uses the app on at least one day of the period (so MAU is the active users):
         # a sure day each, plus other days at the rate that keeps P(day-active) = dau_over_mau.
+        self.month_starts, self.month_of_day = clock.month_starts, clock.month_of_day
+        # a growing app (growth): each user's presence window; None = everyone always (sim/world/presence.py)
+        self.presence = Presence.of(sc, self.pop.n, streams, self.offset)
         self.sure_day, self.p_other_day = active_days(sc, self.pop.active_ids, self.pop.n,
-                                                      streams.generator("activity_days"))
+                                                      streams.generator("activity_days"), clock, self.presence)
         self._warm_counts: dict[str, int] = {}
+        self._month_snaps: list[dict[str, int]] = []   # counts at each billing month's start, and at the end
         self.push_state = PushState(self.pop.n)
         # every run reports these (0 without an enforcer), so that with limits that never bind the
         # usage is identical to the unrestricted run's
@@ -163,7 +169,11 @@ class MobileWorld:
         ids, p = self.pop.active_ids, d - self.warm
         if p < 0:
             return ids[rng.random(ids.size) < self.sc.population.dau_over_mau]
-        return ids[(rng.random(ids.size) < self.p_other_day) | (self.sure_day[ids] == p)]
+        return ids[(rng.random(ids.size) < self.p_other_day) | (self.sure_row(p)[ids] == p)]
+
+    def sure_row(self, p: int) -> np.ndarray:
+        """Each user's sure day in the billing month of period day ``p`` (warm-up days: the first month's)."""
+        return self.sure_day[self.month_of_day[p] if p >= 0 else 0]
 
     def _start_period(self) -> None:
         """End of the warm-up: remember its counts (subtracted at the end) and who is still online."""
@@ -174,6 +184,27 @@ class MobileWorld:
         self._count("receipts_stored_at_start", int((pend.kind != MSG).sum()))
         tl = self.tl
         self.conn.start_period(tl.user[tl.opened & (tl.start < self.offset) & (tl.end > self.offset)])
+
+    def _start_month(self, m: int) -> None:
+        """Billing month ``m`` (> 0) of a multi-month run begins at this midnight: who is online counts in its MAU
+        from its first minute, and the counts so far are the earlier months' (:attr:`month_counts`)."""
+        self._month_snaps.append(self._snapshot())
+        start = int(self.month_starts[m])
+        tl = self.tl
+        self.conn.start_month(tl.user[tl.opened & (tl.start < start) & (tl.end > start)], m)
+
+    def _snapshot(self) -> dict[str, int]:
+        pend = self.pending
+        return {**self.conn.counts, **self.counts, "stored": int((pend.kind == MSG).sum()),
+                "receipts_stored": int((pend.kind != MSG).sum())}
+
+    @property
+    def month_counts(self) -> list[dict[str, int]]:
+        """Counts per billing month (after :meth:`finish`): counters' growth within the month, and the copies
+        stored at its start (``stored_at_start``) and end (``stored``) - so that each month conserves messages
+        on its own, and a copy stored on the 30th and delivered on the 1st is counted once, in the month each
+        event happened."""
+        return month_counts(self._month_snaps)
 
     def _idle(self) -> bool:
         """Nothing can happen on the coming day: no active user and nothing carried over (no connection,
@@ -187,6 +218,9 @@ class MobileWorld:
         cs, ce = d * DAY_MS, (d + 1) * DAY_MS
         if d == self.warm:
             self._start_period()
+            self._month_snaps = [self._snapshot()]
+        elif d > self.warm and self.month_of_day[d - self.warm] != self.month_of_day[d - self.warm - 1]:
+            self._start_month(int(self.month_of_day[d - self.warm]))
         if d > 0 and self._idle():
             return
         rng_sess = self._rng("sessions", d)
@@ -197,10 +231,16 @@ class MobileWorld:
         hooks = self._hooks and d >= self.warm
 
         users = self._day_active(rng_sess, d)
+        pres = self.presence
+        if pres is not None:
+            users = users[pres.on_day(users, cs, ce)]
         self._active_today = np.zeros(pop.n, dtype=bool)
         self._active_today[users] = True
-        sess = draw_sessions(rng_sess, pop, users, cs, sc.activity, self.cdf, self.utc_at_zero,
-                             self.push_state.prompted, self.sure_day[users] == d - self.warm)
+        act, mcfg = self._activity(d)
+        sess = draw_sessions(rng_sess, pop, users, cs, act, self.cdf, self.utc_at_zero,
+                             self.push_state.prompted, self.sure_row(d - self.warm)[users] == d - self.warm)
+        if pres is not None:  # a user joining or leaving today uses the app only inside its window
+            sess = dataclasses.replace(sess, start=pres.squeeze(sess.user, sess.start, cs, ce))
         self._count("day_active_user_days", users.size)
         self._count("sessions_spontaneous", len(sess.start))
         fg = Intervals.new(sess.user, sess.start, sess.end, FOREGROUND)  # screen-on, sorted by (user, start)
@@ -212,11 +252,14 @@ class MobileWorld:
         calls = None
         if sc.calls.calls_per_dau_per_day > 0:
             calls = draw_calls(self._rng("calls", d), pop, sess, users, sc.calls, ce)
+            if pres is not None:
+                calls.callee = pres.redirect(self._rng("presence_calls", d), calls.callee, calls.caller, calls.t,
+                                             self._all_day(cs, ce))
             parts.append(call_intervals(calls, int(sc.push.delay_s * 1000)))
         base = self._nat(Intervals.concat(parts), rng_conn)  # Sorted: unmerged, queryable
         self._lap("timeline")
 
-        msgs = draw_messages(rng_msg, pop, sess, users, sc.messaging, ce)
+        msgs = draw_messages(rng_msg, pop, sess, users, mcfg, ce)
         if hooks:
             msgs = self._admit(msgs)
         self._lap("messages")
@@ -224,6 +267,8 @@ class MobileWorld:
         quiet: list[np.ndarray] = []  # copies of muted groups: no push
         copies = fan_out(rng_msg, pop, msgs, sess, mc.live_conversation_fraction,
                          need_sender=mc.delivery_receipts or mc.read_receipts or hooks, timeline=base, cfg=mc, quiet_out=quiet)
+        if pres is not None and len(copies):
+            copies, quiet = self._redirect(copies, quiet, d, cs, ce)
         self._lap("fan_out")
         base_connected = locate(base, copies.recipient, copies.t).connected
         cand = ~base_connected & copies.store & ~pop.push_off[copies.recipient]
@@ -297,6 +342,36 @@ class MobileWorld:
             self.enforcer.day_end(ce, self._usage_so_far)
 
     # -- pieces ----------------------------------------------------------------------------------------
+    def _activity(self, d: int):
+        """The day's session and message settings: the scenario's, times ``(1 + growth.activity)^t`` (t in months
+        from the start) when per-user activity grows."""
+        sc = self.sc
+        g = sc.growth
+        if g is None or not g.activity:
+            return sc.activity, sc.messaging
+        from sim.world import growth
+
+        t = growth.seconds_to_months(max(0, d - self.warm) * 86_400.0,
+                                     growth.month_lengths_s(sc.simulation.start, sc.simulation.months))
+        k = float(growth.activity_multiplier(g, t))
+        return (sc.activity.model_copy(update={"sessions_per_dau_per_day": sc.activity.sessions_per_dau_per_day * k}),
+                sc.messaging.model_copy(update={"messages_per_dau_per_day": sc.messaging.messages_per_dau_per_day * k}))
+
+    def _all_day(self, cs: int, ce: int) -> np.ndarray:
+        """Active users present the whole day (a growing app): who an absent recipient is redirected to."""
+        ids = self.pop.active_ids
+        return ids[self.presence.all_day(ids, cs, ce)]
+
+    def _redirect(self, copies: Copies, quiet: list[np.ndarray], d: int, cs: int, ce: int):
+        """Copies for recipients not present are for users present all day instead (sim/world/presence.py)."""
+        rec = self.presence.redirect(self._rng("presence", d), copies.recipient, copies.sender, copies.t,
+                                     self._all_day(cs, ce))
+        if rec is copies.recipient:
+            return copies, quiet
+        order = np.argsort(rec * KEY + copies.t, kind="stable")
+        copies = dataclasses.replace(copies, recipient=rec).take(order)
+        return copies, [q[order] for q in quiet]
+
     def _background(self, fg: Intervals, cs: int, ce: int, rng: np.random.Generator) -> Intervals:
         """Doze maintenance windows for apps that keep a background socket (see :mod:`os_model`)."""
         keeps = self.pop.keeps_socket
@@ -320,6 +395,8 @@ class MobileWorld:
         seen_today = np.zeros(self.pop.n, dtype=bool)
         seen_today[lu] = True
         idle = np.flatnonzero(keeps & self.pop.active & ~seen_today)  # a user who never uses the app: silent
+        if self.presence is not None:  # not yet joined, or gone: no app on the phone
+            idle = idle[self.presence.on_day(idle, cs, ce)]
         open_user = np.concatenate([lu, idle])
         gap_user.append(open_user)
         gap_off.append(self.screen_off[open_user])
@@ -329,7 +406,12 @@ class MobileWorld:
         parts = []
         for tpl, mask in ((self.tpl_light, ~gst), (self.tpl_deep, gst)):
             parts.append(background_windows(tpl, gu[mask], goff[mask], gon[mask], cs, ce, BACKGROUND))
-        return Intervals.concat(parts)
+        out = Intervals.concat(parts)
+        if self.presence is not None and len(out):  # windows only while the app is installed
+            keep = self.presence.at(out.user, out.start)
+            out = out.take(keep)
+            out.end[:] = np.minimum(out.end, self.presence.leave[out.user])
+        return out
 
     def _nat(self, parts: Intervals, rng: np.random.Generator) -> Sorted:
         """Silent NAT deaths of connections idle longer than the NAT timeout without heartbeats."""
@@ -471,6 +553,7 @@ class MobileWorld:
         if self.warm == 0:
             self._count("stored_at_start", 0)
             self._count("receipts_stored_at_start", 0)
+        self._month_snaps.append(self._snapshot())
         book = self.book
         meters = self.conn.flush()
         totals = {**self.conn.counts, **self.counts}
