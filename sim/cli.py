@@ -140,6 +140,37 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_breakeven(args: argparse.Namespace) -> int:
+    """Check everything first (bad input: one line, exit 2, nothing written), then find where two plans cost the same;
+    exit 1 when they do not cross in the range (sim/experiments/breakeven.py)."""
+    from sim.experiments.breakeven import breakeven_command
+
+    return breakeven_command(args.scenario, args.plan, args.vary, args.range, points=args.points,
+                             replications=args.replications, seed=args.seed, sets=args.set, refine=args.refine,
+                             confidence=args.confidence, fmt=args.format, out=args.out, workers=args.workers,
+                             dask=args.dask, dask_local=args.dask_local, progress=not args.no_progress)
+
+
+def _add_breakeven(sub) -> None:
+    """``sim breakeven``; options left out take the defaults of sim/experiments/breakeven.py (imported when run)."""
+    p = sub.add_parser("breakeven", help="the value of a scenario key at which two plans cost the same (simulated)")
+    p.add_argument("scenario", help="scenario file (scenarios/*.yaml)")
+    p.add_argument("--plan", action="append", required=True, help="plan A, then plan B: shipped name or plan file")
+    p.add_argument("--vary", required=True, metavar="KEY", help="numeric scenario key, e.g. population.users")
+    p.add_argument("--range", nargs=2, type=float, default=None, metavar=("LO", "HI"),
+                   help="values of KEY to search (default: current / 4 to current x 4)")
+    p.add_argument("--points", type=int, default=None, help="grid values (default 7)")
+    p.add_argument("--replications", type=int, default=None, help="replications, common random numbers (default 5)")
+    p.add_argument("--seed", type=int, default=None, help="root seed (default: the scenario's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a scenario key")
+    p.add_argument("--refine", type=_count, default=None, help="bisection steps per replication (default 2)")
+    p.add_argument("--confidence", type=float, default=None, help="CI level (default 0.95)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--out", default=None, help="directory for breakeven.json, breakeven.csv, breakeven.png")
+    _executor_args(p, "local worker processes (default: usable cores)")
+    p.set_defaults(func=_cmd_breakeven)
+
+
 def _cmd_scenario_reference(args: argparse.Namespace) -> int:
     from sim.scenario import reference_markdown
 
@@ -249,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a fleet key")
     _executor_args(p, "local worker processes (default: usable cores)")
     p.set_defaults(func=_cmd_fleet)
+
+    _add_breakeven(sub)
 
     p = sub.add_parser("scenario", help="scenario file help")
     ssub = p.add_subparsers(dest="scenario_command", required=True)

@@ -60,6 +60,8 @@ def run_command(scenario_path: str, sets: list[str] | None, seed: int | None, ou
     if out_dir:
         check_out_dir(out_dir)
     check_memory(sc, str(scenario_path), max_memory)
+    if sc.simulation.months:
+        return months_command(sc, plans, seed, out_dir, progress)
     if plans:
         result, outcomes = run_plans(sc, plans, seed=seed, progress=progress)
     else:
@@ -90,6 +92,75 @@ def run_command(scenario_path: str, sets: list[str] | None, seed: int | None, ou
                 _write_json(tmp / "headroom.json", headroom_document(headrooms))
         print(f"wrote {out_dir}")
     return 0
+
+
+def months_command(sc: Scenario, plans: list, seed: int | None, out_dir: str | None, progress: bool) -> int:
+    """`sim run` on a scenario of ``simulation.months``: each plan's months (sim/months/run.py), the months table,
+    each account's ledger; with ``--out``: months.csv, months.png, bills.json (per plan, per month), accounts.json,
+    usage.json (the unrestricted run, every month), run.json, timeseries.csv."""
+    from sim.months.report import table
+    from sim.months.run import run_months
+
+    mr = run_months(sc, plans, seed=seed, progress=progress)
+    if not mr.ok:
+        print(f"simulation failed: {mr.error}", file=sys.stderr)
+        return 1
+    print(f"{sc.name}: {sc.simulation.months} months from {mr.bounds[0].date()}, {len(plans)} plans")
+    if mr.plans:
+        print(table(mr, sc))
+    for line in account_lines(mr):
+        print(line)
+    if out_dir:
+        with staged_dir(out_dir) as tmp:
+            write_months_outputs(mr, sc, tmp)
+        print(f"wrote {out_dir}")
+    return 0
+
+
+def account_lines(mr) -> list[str]:
+    """Per plan: the switch, each PAYG month's credits, notices and throttling, the invoice timeline's downgrades."""
+    lines = []
+    for pm in mr.plans:
+        if pm.switch is not None:
+            lines.append(f"{pm.plan}: switched to {pm.switch.to} ({pm.switch.trigger}) at {pm.switch.at.isoformat()}, "
+                         f"irreversibly; billed under it from {mr.bounds[pm.switch.cycle].strftime('%Y-%m')}")
+        for c in pm.ledger:
+            notes = ", ".join(f"{float(n.threshold):.0%} {n.at:%m-%d %H:%M}" for n in c.notifications)
+            lines.append(f"{pm.plan} {c.start:%Y-%m}: credits {c.opening} + top-ups "
+                         f"{sum((t.amount for t in c.top_ups), 0)} - {c.deducted} = {c.closing}"
+                         + (f"; notices {notes}" if notes else "")
+                         + (f"; throttled from {c.throttled_from:%Y-%m-%d %H:%M}" if c.throttled_from else ""))
+        if pm.timeline is not None:
+            for a, b in pm.timeline.downgrades:
+                lines.append(f"{pm.plan}: downgraded to the free limits {a:%Y-%m-%d}"
+                             + (f" until {b:%Y-%m-%d %H:%M} (paid)" if b else " (unpaid at the end)"))
+    return lines
+
+
+def write_months_outputs(mr, sc: Scenario, out_dir: str | Path) -> None:
+    import pandas as pd
+
+    from sim.months.plots import plot_months
+    from sim.months.report import rows
+
+    out = Path(out_dir)
+    _write_json(out / "usage.json", {"run": mr.base.usage, "months": mr.base.months})
+    _write_json(out / "bills.json", {"plans": [
+        {"plan": pm.plan, "total": str(pm.total), "own_run": pm.own_run,
+         "months": [b.to_dict() | {"enforcement": e} for b, e in zip(pm.bills, pm.enforcement, strict=True)]}
+        for pm in mr.plans]})
+    _write_json(out / "accounts.json", {"plans": [
+        {"plan": pm.plan, "ledger": [c.to_dict() for c in pm.ledger],
+         "switch": None if pm.switch is None else {"to": pm.switch.to, "at": pm.switch.at.isoformat(),
+                                                   "trigger": pm.switch.trigger, "credit": str(pm.switch.credit),
+                                                   "first_month": mr.bounds[pm.switch.cycle].strftime("%Y-%m")},
+         "timeline": None if pm.timeline is None else pm.timeline.to_dict(),
+         "first_exceeded": {k: mr.bounds[m].strftime("%Y-%m") for k, m in pm.first_exceeded.items()}}
+        for pm in mr.plans]})
+    _write_json(out / "run.json", mr.base.run_info() | {"plans": [pm.plan for pm in mr.plans]})
+    mr.base.frame.to_csv(out / "timeseries.csv", index_label="time")
+    pd.DataFrame(rows(mr, sc)).to_csv(out / "months.csv", index=False)
+    plot_months(mr, out / "months.png", title=sc.name)
 
 
 def bills_document(outcomes) -> dict:

@@ -140,9 +140,11 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
     if msample is not None:
         groups = world.conn.group_levels()[:, warm * 1440:]
         fine = world.conn.fine_level()[warm * 1440 * FINE_PER_MINUTE:]
-        sampling.scale_book(book, msample.ratio)
+        block = sampling.GROWTH_BLOCK_DAYS if sc.growth is not None else None
+        sampling.scale_book(book, msample.ratio, block)
         sampled["mobile"] = sampling.scale_mobile_meters(meters, msample, groups,
-                                                         streams.generator("sampling", "mobile"), fine)
+                                                         streams.generator("sampling", "mobile"), fine,
+                                                         _month_minutes(sc), block)
         if "ccu_max" in book.series and isinstance(meters.get("peak_ccu"), dict):
             book.series["ccu_max"] = np.asarray(meters["peak_ccu"]["values"], dtype=np.float64)
     extra_meters: dict = {}
@@ -187,7 +189,20 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
                 m["enforcement"] = per_month[0]
             if per_month[1]:
                 m.setdefault("enforcement", {})["iot"] = per_month[1]
+            mob = sampled.get("mobile")
+            if mob is not None:  # each month's own estimates and intervals (sampling.scale_mobile_meters)
+                m["sampling"] = {"mobile": {k: (v[i] if k in ("mau", "peak_ccu") else v) for k, v in mob.items()}}
     return usage, book, months
+
+
+def _month_minutes(sc: Scenario) -> list[int] | None:
+    """Minute bounds of the billing months from the period start (None: one period)."""
+    if not sc.simulation.months:
+        return None
+    from sim.world.clock import WorldClock
+
+    clock = WorldClock.of(sc)
+    return [int((t - clock.offset) // 60_000) for t in clock.month_starts]
 
 
 def _tail_series(meter: Any, skip: int) -> Any:

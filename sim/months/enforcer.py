@@ -89,6 +89,10 @@ class Monthly(Enforcer):
         self.key, self.switched_at_ms = "switched", int(t_ms)
         m = self.month_of(t_ms)
         if self.inner[m]:
+            old = self.inner[m][-1]
+            t_from = getattr(old, "throttled_from_ms", None)
+            if t_from is not None and t_from >= t_ms - self._off(m):
+                old.throttle_from(None)  # decided at this same midnight, and never applied: the switch came first
             self._add(m)
 
     # -- the Enforcer interface, routed by time -------------------------------------------------------
@@ -163,7 +167,7 @@ class Monthly(Enforcer):
     # -- the report ----------------------------------------------------------------------------------
     @property
     def report(self) -> dict:  # type: ignore[override]
-        months = [_merged([e.report for e in es]) if es else {} for es in self.inner]
+        months = [_merged([e.report for e in es], once=True) if es else {} for es in self.inner]
         out = _merged([r for r in months if r])
         out["plan"] = self.name or out.get("plan")
         out["months"] = months
@@ -203,8 +207,9 @@ def _slice_meter(v: Any, lo: int, hi: int) -> Any:
     return v
 
 
-def _merged(reports: list[dict]) -> dict:
-    """Several enforcement reports as one: counts by reason summed, lists joined in time order."""
+def _merged(reports: list[dict], once: bool = False) -> dict:
+    """Several enforcement reports as one: counts by reason summed, lists joined in time order; ``once``: one
+    notification per meter and threshold (the reports of one month)."""
     if not reports:
         return {}
     out: dict[str, Any] = {k: v for k, v in reports[0].items() if k not in COUNTED}
@@ -215,8 +220,12 @@ def _merged(reports: list[dict]) -> dict:
                 acc[reason] = acc.get(reason, 0) + int(n)
         out[key] = acc
     for key, when in (("suspensions", "start"), ("notifications", "at")):
-        rows = [x for r in reports for x in r.get(key, [])]
-        out[key] = sorted(rows, key=lambda x: (x.get(when) is None, x.get(when) or ""))
+        rows = sorted([x for r in reports for x in r.get(key, [])], key=lambda x: (x.get(when) is None, x.get(when) or ""))
+        if key == "notifications" and once:  # a switch's new enforcer notices what the old one did: once each
+            seen: set = set()
+            rows = [x for x in rows if not ((x.get("meter"), x.get("threshold")) in seen
+                                            or seen.add((x.get("meter"), x.get("threshold"))))]
+        out[key] = rows
     firsts = [r.get("throttled_from") for r in reports if r.get("throttled_from")]
     out["throttled_from"] = min(firsts) if firsts else None
     out["unsupported"] = sorted({u for r in reports for u in r.get("unsupported", [])})

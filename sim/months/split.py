@@ -39,7 +39,7 @@ def month_usages(usage: dict, bounds: list[datetime], book, counts: list[dict] |
         activity = {name: _slice(v, lo_s, hi_s, period) for name, v in usage.get("activity", {}).items()}
         doc = {"period": {"start": a.isoformat(), "end": b.isoformat(), **({"tz": p["tz"]} if "tz" in p else {})},
                "meters": meters, "activity": activity,
-               "breakdown": _breakdown(book, lo_s // 60, hi_s // 60),
+               "breakdown": {} if book is None else _breakdown(book, lo_s // 60, hi_s // 60),
                "counts": dict(counts[i]) if counts else {},
                "run": {**usage.get("run", {}), "month": i + 1, "months": len(bounds) - 1}}
         out.append(doc)
