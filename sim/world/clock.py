@@ -81,9 +81,10 @@ def month_bounds(start: datetime, months: int, tz: str | None) -> list[datetime]
 
 
 def active_days(sc: Scenario, active_ids: np.ndarray, n_users: int, rng: np.random.Generator,
-                clock: WorldClock | None = None, presence=None) -> tuple[np.ndarray, float]:
+                clock: WorldClock | None = None, presence=None) -> tuple[np.ndarray, np.ndarray]:
     """Each active user's sure day of each billing month, ``(months, users)`` (-1 for the others), and the
-    probability of each other day (the same in every month: months of 28-31 days, their mean length).
+    probability of each other day in each month (``(months,)``: with the sure day, a share ``dau_over_mau`` of
+    the month's days, whatever its length; so a month of a longer run is the same as that month run alone).
 
     One period: row 0 holds the draws of ``rng.integers(0, days, active)``, as it always did. A growing app
     (``presence``, sim/world/presence.py): the sure day is one of the days the user is present in the month (-1
@@ -105,8 +106,7 @@ def active_days(sc: Scenario, active_ids: np.ndarray, n_users: int, rng: np.rand
         pick = lo + np.floor(rng.random(active_ids.size) * np.maximum(hi - lo + 1, 0)).astype(np.int64)
         sure[m, active_ids] = np.where(hi >= lo, pick, -1)
     q = sc.population.dau_over_mau
-    mean = days / firsts.size
-    p_other = 1.0 if mean == 1 else max(0.0, (q - 1.0 / mean) / (1.0 - 1.0 / mean))
+    p_other = np.array([1.0 if n == 1 else max(0.0, (q - 1.0 / n) / (1.0 - 1.0 / n)) for n in lengths])
     return sure, p_other
 
 

@@ -121,7 +121,7 @@ class MobileClient(Client):
         if p < 0:
             act = rng.random() < sc.population.dau_over_mau
         else:
-            act = rng.random() < w.p_other_day or w.sure_row(p)[self.user] == p
+            act = rng.random() < w.p_other_day[w.month_of_day[p]] or w.sure_row(p)[self.user] == p
         self.active_today = bool(act)
         if not act:
             return

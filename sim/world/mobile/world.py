@@ -169,7 +169,7 @@ class MobileWorld:
         ids, p = self.pop.active_ids, d - self.warm
         if p < 0:
             return ids[rng.random(ids.size) < self.sc.population.dau_over_mau]
-        return ids[(rng.random(ids.size) < self.p_other_day) | (self.sure_row(p)[ids] == p)]
+        return ids[(rng.random(ids.size) < self.p_other_day[self.month_of_day[p]]) | (self.sure_row(p)[ids] == p)]
 
     def sure_row(self, p: int) -> np.ndarray:
         """Each user's sure day in the billing month of period day ``p`` (warm-up days: the first month's)."""
