@@ -112,7 +112,18 @@ class Scaled(Shifted):
 
     def day_end(self, day_end_ms: int, usage_so_far) -> None:
         r = self.ratio
-        self.inner.day_end(day_end_ms, lambda: {k: np.asarray(v, dtype=float) * r for k, v in usage_so_far().items()})
+        upto = int(day_end_ms // 60_000)
+
+        def scaled() -> dict:
+            out = {k: np.asarray(v, dtype=float) * r for k, v in usage_so_far().items()}
+            if "peak_ccu" in out:  # a level: the mean-day estimate on the days so far, not r x a small sample's peak
+                v = np.asarray(usage_so_far()["peak_ccu"], dtype=float)
+                out["peak_ccu"] = v * r
+                out["peak_ccu"][:upto] = provisional_level(v[:upto], r, self.block_days)
+            return out
+        self.inner.day_end(day_end_ms, scaled)
+
+    block_days: int | None = None  # a growing app's blocks (GROWTH_BLOCK_DAYS), set by the run
 
 
 # -- estimates ----------------------------------------------------------------------------------------------
@@ -157,6 +168,21 @@ def level_estimate(values: np.ndarray, ratio: float, per_day: int = MINUTES_PER_
         resid = total / math.sqrt(copies)
     # a sum of other days' fluctuations can dip below the whole app's empty level at night: no fewer than none
     return np.maximum(ratio * m + math.sqrt(ratio) * resid, 0.0)
+
+
+def provisional_level(values: np.ndarray, ratio: float, block_days: int | None = None) -> np.ndarray:
+    """:func:`level_estimate` on the whole days known so far (at a day's end during a run), down to one day (its
+    mean day is that day, smoothed): what an enforcer watching a sampled app is shown as its concurrency, so that
+    a small sample's peak times r (20-40 % too high: module doc) does not trip a limit the app never reaches."""
+    s = np.asarray(values, dtype=np.float64)
+    days = s.size // MINUTES_PER_DAY
+    if days == 0:
+        return s * ratio
+    if days >= 2:
+        return level_estimate(s, ratio, block_days=block_days)
+    m = smooth_day(s[:MINUTES_PER_DAY], MINUTES_PER_DAY)
+    m = np.concatenate([m, np.full(s.size - MINUTES_PER_DAY, m[-1])])
+    return np.maximum(ratio * m + math.sqrt(ratio) * (s - m), 0.0)
 
 
 def shifted_copies(ratio: float, days: int) -> int:

@@ -125,6 +125,7 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
     wsc = sampling.world_scenario(sc)  # the scenario itself unless sampled (sim/sampling.py)
     if msample is not None and enforcer is not None:
         enforcer = sampling.Scaled(enforcer, msample.ratio)
+        enforcer.block_days = sampling.GROWTH_BLOCK_DAYS if sc.growth is not None else None
     world = make_world(wsc, streams, wbook, make_protocol(sc), enforcer)
     if msample is not None:
         world.conn.track_groups(sampling.GROUPS)
