@@ -131,9 +131,18 @@ def account_lines(mr) -> list[str]:
                          + (f"; notices {notes}" if notes else "")
                          + (f"; throttled from {c.throttled_from:%Y-%m-%d %H:%M}" if c.throttled_from else ""))
         if pm.timeline is not None:
+            rep = ((pm.result.usage.get("enforcement") or {}).get("iot") or {}).get("downgrades") or {}
+            acted = {w["start"]: w for w in rep.get("windows", [])}
             for a, b in pm.timeline.downgrades:
+                if pm.timeline.after_run(a):
+                    lines.append(f"{pm.plan}: would be downgraded {a:%Y-%m-%d} (after the run)")
+                    continue
+                w = acted.get(a.isoformat(), {})
                 lines.append(f"{pm.plan}: downgraded to the free limits {a:%Y-%m-%d}"
-                             + (f" until {b:%Y-%m-%d %H:%M} (paid)" if b else " (unpaid at the end)"))
+                             + (f" until {b:%Y-%m-%d %H:%M} (paid)" if b else " (unpaid at the end)")
+                             + (f": {rep.get('devices_affected', 0):,} devices cut off, {w['refused_attempts']:,} "
+                                f"refused reconnection attempts, {w.get('storm_peak_per_minute', 0):,} reconnecting in "
+                                "a minute when restored" if w else ""))
     return lines
 
 

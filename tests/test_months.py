@@ -251,3 +251,30 @@ def test_a_month_of_a_longer_run_is_that_month_run_alone(engine, users):
     plain = simulate(scenario(engine=engine, population={"users": users},
                               simulation={"months": None, "days": 30}), progress=False, raise_errors=True)
     assert plain.usage["meters"] == one.usage["meters"]
+
+
+def test_an_unpaid_invoice_downgrades_the_fleet_until_paid(capsys, tmp_path):
+    """scenarios/iot-downgrade.yaml: invoices paid 10 days late. November's (issued Dec 5, due Dec 28, reminder Dec
+    25) is unpaid on Jan 1: the fleet runs under flespi-free's element counts until both invoices are paid on Jan 7
+    (restored at once): devices beyond them are refused on every attempt in January only, and come back together."""
+    out = tmp_path / "out"
+    assert main(["run", "scenarios/iot-downgrade.yaml", "--set", "iot.devices=110", "--set", "iot.moving_fraction=0.1",
+                 "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "downgraded to the free limits 2027-01-01 until 2027-01-07" in text
+    import pandas as pd
+
+    df = pd.read_csv(out / "months.csv").set_index("month")
+    nov = df.loc["2026-11"]
+    assert (nov["invoice_issued"][:10], nov["reminder"][:10], nov["invoice_due"][:10], nov["paid"][:10]) == (
+        "2026-12-05", "2026-12-25", "2026-12-28", "2027-01-07")
+    assert list(df["downgraded"]) == [False, False, True]
+    assert df.loc["2027-01", "restored_at"].startswith("2027-01-07")
+    refused = list(df["downgrade_refused_attempts"])
+    # 110 devices, 99 kept (100 free sessions, one the owner's): 11 refused every ~128 s (back-off) for 6 days
+    assert refused[:2] == [0, 0] and 11 * 6 * 86_400 / 128 * 0.8 < refused[2] < 11 * 6 * 86_400 / 128 * 1.2
+    assert df.loc["2027-01", "downgrade_devices_affected"] == 11 and df.loc["2027-01", "restore_storm_per_minute"] >= 8
+    usage = json.loads((out / "usage.json").read_text())["run"]
+    c = usage["counts"]
+    assert c["iot_messages_sent"] == (c["iot_delivered"] + c["iot_dropped"] + c["iot_rejected"] + c["iot_discarded"]
+                                      + c["iot_pending_on_device_end"])

@@ -232,3 +232,88 @@ def test_tune_free_tier_notebook_recommends_limits_with_their_intervals():
     hobby = next(r for r in shares if r["requirement"]["free_share"]["archetype"] != "all")
     assert f"{hobby['apps_free']} of {hobby['apps']} hobby apps" in text
     assert f"{rec['limits']['limits.peak_ccu']:.0%}" in text and rec["free_tier"]["cost"]["total"] in text
+
+
+GROWTH = NOTEBOOK_DIR / "growth-and-credits.ipynb"
+
+
+def test_saved_growth_notebook_shows_its_plot_and_summary():
+    nb = nbformat.read(str(GROWTH), as_version=4)
+    assert any("image/png" in o.get("data", {}) for o in outputs(nb))
+    assert {"plans", "switch", "what_if", "breakeven"} <= set(tagged_json(nb, "summary"))
+
+
+@pytest.mark.slow
+def test_growth_notebook_bills_the_months_plays_the_accounts_and_the_top_up_what_if():
+    from datetime import datetime
+    from decimal import Decimal
+
+    nb = executed(GROWTH)
+    s = tagged_json(nb, "summary")
+    months, plans, cur = s["months"], s["plans"], s["currency"]
+    n, minimum = len(months), Decimal(s["minimum"])
+
+    # The app grows month by month, and every plan is billed every month (the total is the months' sum).
+    assert n >= 2 and s["users"] == sorted(s["users"]) and s["mau"] == sorted(s["mau"]) and s["mau"][0] < s["mau"][-1]
+    for p in plans.values():
+        assert len(p["in_force"]) == len(p["totals"]) == len(p["rejected_messages"]) == n
+        assert Decimal(p["total"]) == sum(Decimal(t) for t in p["totals"])
+    assert all(Decimal(t) >= minimum for t in plans["mesibo-cloud"]["totals"])
+
+    # Each ledger: the month's bill (minimum included) deducted at its end, the rest carried forward.
+    for p in plans.values():
+        led = p["ledger"]
+        first = n - len(led)
+        for k, c in enumerate(led):
+            ups = [Decimal(t["amount"]) for t in c["top_ups"]]
+            assert all(u >= 50 for u in ups)                                       # "as low as US$ 50"
+            assert Decimal(c["deducted"]) == Decimal(p["totals"][first + k])
+            assert Decimal(c["closing"]) == Decimal(c["opening"]) + sum(ups) - Decimal(c["deducted"])
+            assert k == 0 or Decimal(c["opening"]) == Decimal(led[k - 1]["closing"])
+
+    # The switch: Free (nothing billed) until a free limit is exceeded, then PAYG for good, never below the minimum.
+    sw = s["switch"]
+    free, c = plans[sw["plan"]], sw["cycle"]
+    assert sw["trigger"] == "exceeded" and months[c] == sw["month"] and sw["metric"] in free["first_exceeded"]
+    assert free["in_force"] == [sw["plan"]] * c + [sw["to"]] * (n - c)
+    assert all(Decimal(t) == 0 for t in free["totals"][:c])
+    assert all(Decimal(t) >= minimum for t in free["totals"][c:])
+    assert len(free["ledger"]) == n - c
+    assert free["ledger"][0]["top_ups"][0] == {"at": sw["at"], "amount": sw["credit"], "reason": "switch"}
+    # irreversible: a month's usage within every free limit costs nothing on Free and the minimum on PAYG
+    assert sw["fall_back_within_free"] and Decimal(sw["fall_back_free"]) == 0 and Decimal(sw["fall_back_payg"]) == minimum
+
+    # The what-if: same opening credit; never topping up throttles the app (it loses messages) and ends owing money,
+    # topping up at the notices keeps it running. The non-throttling one is replayed exactly without re-simulating.
+    a, b = s["what_if"]["A"], s["what_if"]["B"]
+    assert a["account"]["opening_balance"] == b["account"]["opening_balance"]
+    assert a["account"]["top_up"]["when"] == "never" and b["account"]["top_up"]["when"] == "notified"
+    assert a["replay_throttles"] and a["throttled_from"] is not None and a["rejected_throttled"] > 0
+    assert sum(a["rejected_per_month"]) == a["rejected_throttled"] and Decimal(a["closing"]) < 0
+    assert not b["replay_throttles"] and b["throttled_from"] is None and b["rejected_throttled"] == 0
+    assert Decimal(b["top_ups"]) >= 50 and Decimal(b["closing"]) > Decimal(a["closing"])
+    assert b["replay_matches"] and Decimal(b["replay_closing"]) == Decimal(b["closing"])
+    for v in (a, b):
+        last = v["ledger"][-1]
+        assert Decimal(v["closing"]) == Decimal(last["closing"])
+        assert all(Decimal(x) >= minimum for x in v["bills"])
+    first_throttle = next(c["throttled_from"] for c in a["ledger"] if c["throttled_from"])
+    assert first_throttle == a["throttled_from"]
+
+    # Break-even: on the same usage mesibo-cloud never costs less than mesibo-onprem, so there is no crossing.
+    be = s["breakeven"]
+    assert be["value"] is None and be["cheaper_throughout"] == "mesibo-onprem"
+    assert all(d >= 0 for d in be["difference"])
+
+    # The text is written from these numbers, not typed in.
+    text = "".join(o.data["text/markdown"] for o in outputs(nb) if "text/markdown" in o.get("data", {}))
+
+    def when(iso: str) -> str:
+        return f"{datetime.fromisoformat(iso):%Y-%m-%d %H:%M}"
+
+    for p in plans.values():
+        assert f"{cur} {Decimal(p['total']):,.2f}" in text
+    assert when(sw["at"]) in text and f"{cur} {Decimal(sw['fall_back_payg']):,.2f}" in text
+    assert when(a["throttled_from"]) in text and f"{a['rejected_throttled']:,} messages rejected" in text
+    for v in (a, b):
+        assert f"{cur} {Decimal(v['closing']):,.2f}" in text

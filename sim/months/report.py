@@ -8,7 +8,9 @@ Columns: the month (``month`` as YYYY-MM, ``start``, ``end``), the ``plan`` name
 ``top_ups``, ``deducted``, ``credits_after``, ``credit_notifications`` with their times, ``exhausted_at``,
 ``throttled_from``), free limits (``notifications``, ``limits_exceeded``, ``first_exceeded``), what the limits did
 (``rejected``, ``throttled_messages``), the switch (``switched_at``) and the invoice timeline (``invoice_issued``,
-``invoice_due``, ``reminder``, ``paid``, ``downgraded``, ``downgraded_from``, ``restored_at``).
+``invoice_due``, ``reminder``, ``paid``, ``downgraded``, ``downgraded_from``, ``restored_at``) with what a
+downgrade did to an IoT fleet (``downgrade_refused_attempts``, ``downgrade_devices_affected``,
+``restore_storm_per_minute``).
 Money columns are exact decimal strings.
 """
 
@@ -79,6 +81,7 @@ def rows(mr, sc) -> list[dict[str, Any]]:
                 row["throttled_from"] = enf.get("throttled_from")
             row["switched_at"] = _iso(pm.switch.at) if pm.switch is not None and pm.switch.cycle == m else None
             row |= _timeline(pm.timeline, m, a, b)
+            row |= _downgrade_effects(pm.result.usage, a, b)
             out.append(row)
     lines = sorted({k for r in out for k in r if k.startswith("line.")})
     fixed = [k for k in out[0] if not k.startswith("line.")] if out else []
@@ -114,6 +117,18 @@ def _timeline(tl, m: int, a: datetime, b: datetime) -> dict[str, Any]:
             "reminder": _iso(getattr(inv, "reminder", None)), "paid": _iso(getattr(inv, "paid", None)),
             "downgraded": bool(down), "downgraded_from": _iso(down[0][0]) if down else None,
             "restored_at": _iso(down[0][1]) if down else None}
+
+
+def _downgrade_effects(usage: dict, a: datetime, b: datetime) -> dict[str, Any]:
+    """What a downgrade window starting in ``[a, b)`` did to the IoT fleet (its refused reconnection attempts,
+    the devices cut off, the storm when restored)."""
+    rep = ((usage.get("enforcement") or {}).get("iot") or {}).get("downgrades") or {}
+    wins = [w for w in rep.get("windows", []) if a.isoformat() <= w["start"] < b.isoformat()]
+    if not rep:
+        return {}
+    return {"downgrade_refused_attempts": sum(w["refused_attempts"] for w in wins),
+            "downgrade_devices_affected": rep.get("devices_affected", 0) if wins else 0,
+            "restore_storm_per_minute": max((w.get("storm_peak_per_minute") or 0 for w in wins), default=0)}
 
 
 def table(mr, sc) -> str:

@@ -73,7 +73,9 @@ def run_months(sc, plans: list, *, seed: int | None = None, progress: bool = Tru
     for plan in plans:
         account = account_for(sc, plan)
         switch_to = load_plan(account.switch.to) if account is not None and account.switch is not None else None
-        watch = AccountWatch(plan, account, bounds, switch_to) if account is not None else None
+        # prepaid credits (the messaging seed) unless the account is invoiced (the IoT seed's `payment`)
+        watch = AccountWatch(plan, account, bounds, switch_to) if account is not None and account.payment is None \
+            else None
         timeline, iot = _iot_limits(sc, plan, account, bounds)
         monthly = Monthly(_factory(sc, plan, switch_to), bounds, watch.on_day if watch else None, plan.name)
         if _acts(monthly, iot, watch):
@@ -138,16 +140,9 @@ def _iot_limits(sc, plan, account, bounds):
         return None, limits
     from sim.pricing.invoices import invoice_timeline
 
-    timeline = invoice_timeline(bounds[:-1], bounds[-1], account.payment, bounds[0].tzinfo)
+    timeline = invoice_timeline(bounds[:-1], bounds[-1], account.payment, bounds[0].tzinfo, terms)
     if limits is not None and timeline.downgrades and terms.unpaid_downgrade_to:
         from sim.pricing.plan import load_plan
 
-        limits = _with_downgrades(limits, timeline, bounds[0], load_plan(terms.unpaid_downgrade_to))
+        limits = limits.with_downgrades(timeline.windows_s(bounds[0]), load_plan(terms.unpaid_downgrade_to))
     return timeline, limits
-
-
-def _with_downgrades(limits, timeline, t0: datetime, free_plan):
-    windows = []
-    for a, b in timeline.downgrades:
-        windows.append((int((a - t0).total_seconds()), None if b is None else int((b - t0).total_seconds())))
-    return limits.with_downgrades(windows, free_plan)

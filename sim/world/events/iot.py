@@ -46,6 +46,11 @@ The model, per device (integer seconds from the period start):
   discards new messages; the platform's messages (or bytes) per minute above its limit suspend the REST
   API, so reads starting inside the suspension are rejected. ``dry_run`` enforcers only record the
   first crossing of each limit.
+* **Downgrade windows** (``IotLimits.downgrades``, see :mod:`sim.world.iot.enforcer`): at each window's
+  start ``a`` the platform closes the connections of the devices beyond the free counts (those connected
+  get the graceful teardown; with ``a = 0`` they start disconnected, as devices without a session);
+  every attempt of theirs inside the window pays its handshake and is refused; after the window their
+  back-off brings them back (the restoration storm). Implemented the same way as a suspension, per device.
 
 Where the engines differ by design (the comparison allows for these; none changes an expectation
 by more than the tests' tolerances):
@@ -86,6 +91,7 @@ from sim.meters import MeterBook
 from sim.protocol import Protocol
 from sim.rng import name_key
 from sim.world.iot.config import IotFleetConfig
+from sim.world.iot.enforcer import downgrade_of, record_downgrade, storm
 from sim.world.iot.meters import write_meters
 from sim.world.iot.outcome import FleetOutcome
 from sim.world.iot.schedule import trips
@@ -132,7 +138,7 @@ class _Draws:
 
 class _Device:
     __slots__ = ("chan", "d", "last_up", "proc", "queue", "rej_n", "rej_s", "resume", "sizes", "srv_gen",
-                 "srv_open", "state", "buf", "buf_bytes")  # fmt: skip
+                 "srv_open", "state", "buf", "buf_bytes", "t_closed")  # fmt: skip
 
     def __init__(self, d: int, chan: int) -> None:
         self.d, self.chan = d, chan
@@ -144,6 +150,7 @@ class _Device:
         self.rej_s, self.rej_n = -1, 0  # QoS 1 rejections in the current second (in-flight window)
         self.buf: deque[tuple[int, int]] = deque()  # (minute, size) in the device's platform buffer
         self.buf_bytes = 0
+        self.t_closed = -1  # the platform's last close of this device's connection (interrupt pending)
 
 
 class _World:
@@ -229,6 +236,19 @@ class _World:
                     self.no_session.add(dv.d)
                     dv.state, dv.srv_open = DOWN, False
                     self.open[dv.chan] -= 1
+        # downgrade windows: devices [dg.lo, dg.hi) unavailable inside them
+        self.dg = downgrade_of(E, self.n, C, cfg.extra_mqtt_sessions, self.T,
+                               len(self.no_session)) if self.act else None  # fmt: skip
+        if self.dg is not None:
+            W = len(self.dg.windows)
+            self.dg_ref, self.dg_closed, self.dg_up = [0] * W, [0] * W, []
+            for j, (a, _) in enumerate(self.dg.windows):
+                if a == 0:  # unavailable from the start: never connected in the window
+                    for dv in self.devs[self.dg.lo : self.dg.hi]:
+                        dv.state, dv.srv_open = DOWN, False
+                        self.open[dv.chan] -= 1
+                else:
+                    self.at(a - 0.5, lambda j=j, a=a: self._dg_close(j, a))
         if self.conn_limit is not None:
             for c in range(C):
                 if self.open[c] > self.conn_limit:
@@ -340,6 +360,13 @@ class _World:
         )
         m = t // 60
         c = dv.chan
+        dg = self.dg
+        if dg is not None and dg.lo <= dv.d < dg.hi:
+            for j, (a, b) in enumerate(dg.windows):
+                if a <= t < b:  # downgraded: refused (the handshake is paid)
+                    (self.refused_resumed if resumed else self.refused_full).append(m)
+                    self.dg_ref[j] += 1
+                    return False
         if dv.d in self.no_session or self.susp_start[c] <= t < self.susp_end[c]:
             (self.refused_resumed if resumed else self.refused_full).append(m)
             if dv.d in self.no_session:
@@ -347,6 +374,8 @@ class _World:
             return False
         (self.connect_resumed if resumed else self.connect_full).append(m)
         dv.last_up = t
+        if dg is not None and dg.lo <= dv.d < dg.hi:
+            self.dg_up.append(t)
         if not dv.srv_open:  # else: the same client id takes the dead connection over ([MQTT-3.1.4-2])
             dv.srv_open = True
             self.open[c] += 1
@@ -391,7 +420,8 @@ class _World:
             if dv.srv_open:
                 dv.srv_open = False
                 self.open[c] -= 1
-            if dv.state == UP:
+            if dv.state == UP and dv.t_closed != t_close:
+                dv.t_closed = t_close
                 if t_close < self.T:
                     self.closes.append(t_close // 60)
                 if dv.proc.is_alive:
@@ -407,6 +437,34 @@ class _World:
         notify = getattr(self.E, "notify", None)
         if callable(notify):
             notify("channel_suspended", channel=c, t=t_close, rejected=n_rej, limit=attr)
+
+    def _dg_close(self, j: int, a: int) -> None:
+        """Downgrade window ``j`` starts at ``a``: the unavailable devices' connections are closed."""
+        for dv in self.devs[self.dg.lo : self.dg.hi]:
+            if dv.srv_open:
+                dv.srv_open = False
+                self.open[dv.chan] -= 1
+            if dv.state == UP and dv.t_closed != a:
+                dv.t_closed = a
+                self.dg_closed[j] += 1
+                self.closes.append(a // 60)
+                if dv.proc.is_alive:
+                    dv.proc.interrupt(a)
+                else:
+                    dv.state = DOWN
+
+    def downgrade_result(self) -> dict[str, Any]:
+        """What the downgrade windows did, as :meth:`sim.world.iot.fleet._Fleet._downgrade_result`."""
+        dg, T = self.dg, self.T
+        down_end = sum(dv.state != UP for dv in self.devs[dg.lo : dg.hi])
+        windows = []
+        for j, ((a, b), open_end) in enumerate(zip(dg.windows, dg.open_end, strict=True)):
+            windows.append({"start": a, "end": None if open_end else b, "refused_attempts": self.dg_ref[j],
+                            "connections_closed": self.dg_closed[j],
+                            "unavailable_at_end": down_end if open_end else 0,
+                            **storm(np.array(self.dg_up, np.int64), b, self.cfg.backoff_max_s, T)})  # fmt: skip
+        return {"devices_kept": dg.kept, "devices_affected": dg.hi - dg.lo,
+                "refused_attempts": sum(self.dg_ref), "windows": windows}  # fmt: skip
 
     # -- platform: buffers, reads, snapshots --------------------------------------------------------------
     def minutes_proc(self):
@@ -644,4 +702,7 @@ def simulate_fleet_events(
     world = _World(cfg, days, seed, enforcer, start.astimezone(UTC).hour if start is not None else 0, env)
     done = world.run()
     env.run(until=done)
-    return write_meters(world.outcome(), book)
+    meters = write_meters(world.outcome(), book)
+    if world.dg is not None:
+        record_downgrade(book, world.recorder, world.downgrade_result())
+    return meters

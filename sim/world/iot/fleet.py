@@ -20,7 +20,9 @@ suspension, and :func:`simulate_fleet` is the entry point. Each other concept ha
   ``IotPlanLimits`` built from a plan; the acting itself is here): a channel whose messages in a minute
   exceed its limit is suspended (all connections closed at the crossing, the excess messages rejected,
   reconnects rejected for ``suspend_s`` seconds, each paying a handshake: the reconnect storm the
-  seed's "channel suspended for 1 minute" implies).
+  seed's "channel suspended for 1 minute" implies). Downgrade windows (the account fell back to the free
+  plan for an unpaid invoice, ``IotLimits.downgrades``): devices beyond the free counts are unavailable
+  inside each window -- see "Downgrade windows" below.
 * **Results** (``outcome``, ``meters``): :meth:`_Fleet.outcome` turns the finished run into a
   :class:`~sim.world.iot.outcome.FleetOutcome` (plain arrays and counts), which
   :func:`~sim.world.iot.meters.write_meters` writes as MeterBook bytes, levels and counts and the
@@ -39,6 +41,17 @@ Conservation (checked by the tests)::
     sent = delivered + dropped + rejected + discarded + pending_on_device_at_end
     delivered = read + expired + in_buffer_at_end
 
+Downgrade windows generalise the session limit's mechanism (devices refused all period on a virtual
+channel) to a time window: each unavailable device gets an outage row at the window's start ``a``
+(a server close, or no connection at all when ``a = 0``) on a *virtual channel* ``channels + 1 + c`` (its
+own channel ``c``), whose refusal windows are the downgrade windows merged with ``c``'s suspension
+windows; the device's cellular drops and suspension closes use that virtual channel too, so every attempt
+inside a window is refused whatever outage it belongs to, and the back-off brings the device back at the
+first attempt after the window (the restoration storm). Nothing of this exists without windows: a run
+without them is bit for bit the same as before. Refused attempts inside a window are reported as
+``rejected_connections['downgraded']`` and ``report['downgrades']`` (see :mod:`sim.world.iot.enforcer`);
+the book gets the counts ``iot_downgrade_refusals`` and ``iot_downgrade_devices`` (only with windows).
+
 ``IotFleetConfig``, ``IotLimits`` and ``simulate_fleet`` are re-exported by the package:
 ``from sim.world.iot import IotFleetConfig, IotLimits, simulate_fleet``.
 """
@@ -55,7 +68,7 @@ from sim.meters import MeterBook
 from sim.protocol import Protocol
 from sim.world.iot import links
 from sim.world.iot.config import DEFAULT_HOUR_WEIGHTS, IotFleetConfig
-from sim.world.iot.enforcer import IotLimits
+from sim.world.iot.enforcer import IotLimits, downgrade_of, record_downgrade, storm
 from sim.world.iot.meters import exact_matvec, message_table, write_meters
 from sim.world.iot.outcome import FleetOutcome
 from sim.world.iot.platform import buffer, buffer_fill, read_minutes, suspend_reads
@@ -150,6 +163,24 @@ class _Fleet:
                     t_down=z, t_detect=z, t_cover=z, u_resume=np.ones(k), requeued=z,
                 )  # fmt: skip
                 self.windows.add(cfg.channels, 0, self.seconds + 1)  # a virtual channel: always refused
+        # downgrade windows: devices [dg.lo, dg.hi) unavailable inside them (rows on virtual channels)
+        self.dg = downgrade_of(E, self.n, cfg.channels, cfg.extra_mqtt_sessions, self.seconds,
+                               len(self.no_session)) if self.act else None  # fmt: skip
+        self.vbase = cfg.channels + 1  # an unavailable device's rows use channel vbase + its channel
+        self.dg_chans: set[int] = set()
+        self.dg_result: dict[str, Any] | None = None
+        if self.dg is not None and self.dg.hi > self.dg.lo:
+            aff = np.arange(self.dg.lo, self.dg.hi, dtype=I64)
+            self.dg_chans = {int(c) for c in np.unique(self.chan_of[aff])}
+            for c in sorted(self.dg_chans):
+                self._sync_vchan(c)
+            rng_dg = _child(seed, "downgrade")
+            for a, _ in self.dg.windows:
+                k, t = len(aff), np.full(len(aff), a, I64)
+                self.out.extend(
+                    dev=aff, chan=self.chan_of[aff] + self.vbase, kind=np.full(k, 0 if a > 0 else 2, I64),
+                    t_down=t, t_detect=t, t_cover=t, u_resume=rng_dg.random(k), requeued=np.zeros(k, I64),
+                )  # fmt: skip
         # device buffers that can fill: devices sending more than the cap in the whole period
         self.buf_cap: int | None = None
         self.cand = np.zeros(0, I64)
@@ -169,6 +200,9 @@ class _Fleet:
                 _child(seed, "drops"), self.n, self.chan_of, self.seconds,
                 cfg.drops_per_device_per_day, cfg.coverage_gap_mean_s, self.detect_s,
             )  # fmt: skip
+            if self.dg_chans:  # a drop inside a window is void (the device is down): its own channel
+                inside = self.dg.index(d["t_down"]) >= 0
+                d["chan"] = np.where(inside, d["chan"], self._row_chan(d["dev"]))
             self.out.extend(**d)
         self._settle()
         self.susp_rng = _child(seed, "suspensions")
@@ -197,6 +231,38 @@ class _Fleet:
         if bm is not None and (m is None or bm < m):
             return bm, f"{scope}_bytes_per_minute"
         return m, f"{scope}_messages_per_minute"
+
+    def _row_chan(self, devs: np.ndarray) -> np.ndarray:
+        """The channel an outage row of each device uses: its own, or its virtual one when a downgrade
+        makes it unavailable (the virtual channel refuses inside the downgrade windows too)."""
+        ch = self.chan_of[devs]
+        if not self.dg_chans:
+            return ch
+        return np.where(self.dg.affected(devs), ch + self.vbase, ch)
+
+    def _add_window(self, c: int, start: int, end: int) -> None:
+        """A refusal window of channel ``c``, copied to its virtual channel."""
+        self.windows.add(c, start, end)
+        if c in self.dg_chans:
+            self._sync_vchan(c)
+
+    def _sync_vchan(self, c: int) -> None:
+        """Channel ``c``'s virtual channel refuses in the union of ``c``'s windows and the downgrades."""
+        W, v = self.windows, self.vbase + c
+        own = W.chan == c
+        iv = sorted([*zip(W.start[own].tolist(), W.end[own].tolist(), strict=True), *self.dg.windows])
+        merged: list[list[int]] = []
+        for a, b in iv:
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        keep = W.chan != v
+        W.chan = np.concatenate((W.chan[keep], np.full(len(merged), v, I64)))
+        W.start = np.concatenate((W.start[keep], np.array([a for a, _ in merged], I64)))
+        W.end = np.concatenate((W.end[keep], np.array([b for _, b in merged], I64)))
+        order = np.lexsort((W.start, W.chan))
+        W.chan, W.start, W.end = W.chan[order], W.start[order], W.end[order]
 
     def _cross(self, attr: str, element: str, t: int, **info) -> None:
         self.done.add(attr)
@@ -391,7 +457,7 @@ class _Fleet:
         if n_rej:
             self.rej_dev.append((devs, minute, rej))
         t_close = t_cross + 1
-        self.windows.add(c, t_close, t_close + int(self.enforcer.suspend_s))
+        self._add_window(c, t_close, t_close + int(self.enforcer.suspend_s))
         self.conn_from[c] = t_close
         row = o.row_at(devs, t_close)
         up = row < 0
@@ -399,7 +465,8 @@ class _Fleet:
             o.requeued[row[~up]] += rej[~up]
         k = int(up.sum())
         new_rows = self.out.extend(
-            dev=devs[up], chan=np.full(k, c, I64), kind=np.zeros(k, I64), t_down=np.full(k, t_close, I64),
+            dev=devs[up], chan=self._row_chan(devs[up]), kind=np.zeros(k, I64),
+            t_down=np.full(k, t_close, I64),
             t_detect=np.full(k, t_close, I64), t_cover=np.full(k, t_close, I64),
             u_resume=self.susp_rng.random(k), requeued=(rej if cfg.qos == 1 else np.zeros_like(rej))[up],
         )  # fmt: skip
@@ -563,6 +630,8 @@ class _Fleet:
         still_down = np.flatnonzero(act & (o.t_up >= T))
         pending, lost = self._waiting(still_down) if len(still_down) else (np.zeros(0, I64), np.zeros(0, I64))
         refused = int((o.chan[rr] == cfg.channels).sum())
+        if self.dg is not None:
+            self.dg_result = self._downgrade_result(o, rr, rt)
         return FleetOutcome(
             cfg=cfg, proto=self.proto, minutes=M, sizes=sizes, wire_hist=h_del + h_rej if failed.any() else h_del,
             pings=self.pings,
@@ -578,9 +647,30 @@ class _Fleet:
             recorder=self.recorder, acting=self.act, wire_bytes=wire_bytes,
         )  # fmt: skip
 
+    def _downgrade_result(self, o, rr: np.ndarray, rt: np.ndarray) -> dict[str, Any]:
+        """What the downgrade windows did (``o``: the full outage table; ``rr``/``rt``: refused attempts)."""
+        dg, T, cfg = self.dg, self.seconds, self.cfg
+        W = len(dg.windows)
+        wi = dg.index(rt)
+        ref = (o.chan[rr] > cfg.channels) & (wi >= 0)
+        per = np.bincount(wi[ref], minlength=W)
+        aff = o.active & dg.affected(o.dev)
+        windows = []
+        for j, ((a, b), open_end) in enumerate(zip(dg.windows, dg.open_end, strict=True)):
+            closed = int((aff & (o.kind == 0) & (o.t_down == a) & (o.chan >= self.vbase)).sum())
+            down_end = int((aff & (o.t_down < T) & (o.t_up >= T)).sum()) if open_end else 0
+            windows.append({"start": a, "end": None if open_end else b, "refused_attempts": int(per[j]),
+                            "connections_closed": closed, "unavailable_at_end": down_end,
+                            **storm(o.t_up[aff], b, cfg.backoff_max_s, T)})  # fmt: skip
+        return {"devices_kept": dg.kept, "devices_affected": dg.hi - dg.lo,
+                "refused_attempts": int(ref.sum()), "windows": windows}  # fmt: skip
+
     def write(self, book: MeterBook, seed: np.random.SeedSequence) -> dict:
         """Write the results into ``book``; see :func:`sim.world.iot.meters.write_meters`."""
-        return write_meters(self.outcome(_child(seed, "payload")), book)
+        meters = write_meters(self.outcome(_child(seed, "payload")), book)
+        if self.dg_result is not None:
+            record_downgrade(book, self.recorder, self.dg_result)
+        return meters
 
 
 def simulate_fleet(
