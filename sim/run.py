@@ -61,6 +61,12 @@ def run_command(scenario_path: str, sets: list[str] | None, seed: int | None, ou
         check_out_dir(out_dir)
     check_memory(sc, str(scenario_path), max_memory)
     if sc.simulation.months:
+        from sim.months.run import switch_targets
+
+        try:
+            switch_targets(sc, plans)
+        except InputError as exc:
+            raise InputError(str(scenario_path), exc.field, exc.problem) from None
         return months_command(sc, plans, seed, out_dir, progress)
     if plans:
         result, outcomes = run_plans(sc, plans, seed=seed, progress=progress)

@@ -200,6 +200,8 @@ def test_the_switch_to_payg_is_irreversible(tmp_path):
     (["accounts.mesibo-cloud.top_up.when=notified", "accounts.mesibo-cloud.top_up.amount=40"],
      "accounts.mesibo-cloud.top_up.amount"),
     (["simulation.start=2026-11-30T00:00:00Z"], "simulation"),
+    (["plans=[mesibo-free]", "accounts.mesibo-free.switch.to=mesibo-nowhere",
+      "accounts.mesibo-free.switch.credit=50"], "accounts.mesibo-free.switch.to"),
 ])
 def test_bad_growth_and_account_settings_are_one_line_and_exit_2(tmp_path, capsys, sets, field):
     raw = tmp_path / "s.yaml"

@@ -59,20 +59,20 @@ def run_months(sc, plans: list, *, seed: int | None = None, progress: bool = Tru
     """Simulate ``sc`` (``simulation.months`` set) under each plan, bill it month by month, settle its account."""
     from sim.months.accounts import AccountWatch, settle
     from sim.months.enforcer import Monthly
-    from sim.pricing.plan import load_plan
     from sim.pricing.pricing import price
     from sim.pricing.usage import usage_from_dict
     from sim.simulate import simulate
     from sim.world.clock import month_bounds
 
     bounds = month_bounds(sc.simulation.start, sc.simulation.months, sc.simulation.tz)
+    switch_plans = switch_targets(sc, plans)  # bad input ends here, before anything is simulated
     base = simulate(sc, seed=seed, progress=progress)
     out = MonthsRun(base, bounds, [])
     if not base.ok:
         return out
     for plan in plans:
         account = account_for(sc, plan)
-        switch_to = load_plan(account.switch.to) if account is not None and account.switch is not None else None
+        switch_to = switch_plans.get(plan.name)
         # prepaid credits (the messaging seed) unless the account is invoiced (the IoT seed's `payment`)
         watch = AccountWatch(plan, account, bounds, switch_to) if account is not None and account.payment is None \
             else None
@@ -100,6 +100,25 @@ def run_months(sc, plans: list, *, seed: int | None = None, progress: bool = Tru
                 bill = price(usage_from_dict(usage, f"<month {m + 1}>"), plan)
                 for v in bill.violations:
                     pm.first_exceeded.setdefault(v.metric, m)
+    return out
+
+
+def switch_targets(sc, plans: list) -> dict:
+    """Each plan's switch-to plan (``accounts.<plan>.switch.to``), loaded: an unknown one is an input error naming
+    the field, raised before anything is simulated."""
+    from sim.errors import InputError
+    from sim.pricing.plan import load_plan
+
+    out = {}
+    for plan in plans:
+        account = account_for(sc, plan)
+        if account is None or account.switch is None:
+            continue
+        key = next(k for k, a in sc.accounts.items() if a is account)
+        try:
+            out[plan.name] = load_plan(account.switch.to)
+        except InputError as exc:
+            raise InputError(None, f"accounts.{key}.switch.to", f"{account.switch.to!r}: {exc.problem}") from None
     return out
 
 
