@@ -21,6 +21,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+from conservation import iot_conserved as conserved
 from scipy import stats
 
 from sim.meters import MeterBook
@@ -46,14 +47,6 @@ def run(fn, days=1, seed=1, enforcer=None, **kw):
     book = MeterBook(start=START, minutes=days * 1440, days=days)
     meters = fn(cfg, start=START, days=days, seed=np.random.SeedSequence(seed), book=book, enforcer=enforcer)
     return book, meters
-
-
-def conserved(c: dict) -> None:
-    assert c["iot_messages_sent"] == (
-        c["iot_delivered"] + c["iot_dropped"] + c["iot_rejected"] + c["iot_discarded"]
-        + c["iot_pending_on_device_end"]
-    )  # fmt: skip
-    assert c["iot_delivered"] == c["iot_read"] + c["iot_expired"] + c["iot_in_buffer_end"]
 
 
 # -- (a) laws and closed forms ----------------------------------------------------------------------------

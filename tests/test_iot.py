@@ -6,6 +6,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+from conservation import iot_conserved as conserved
 
 from sim.meters import MeterBook
 from sim.protocol import Protocol, ProtocolConfig
@@ -24,15 +25,6 @@ def run(days: int = 1, seed: int = 1, enforcer=None, **kw):
     return book, meters
 
 
-def conserved(c: dict) -> None:
-    assert c["iot_messages_sent"] == (
-        c["iot_delivered"]
-        + c["iot_dropped"]
-        + c["iot_rejected"]
-        + c["iot_discarded"]
-        + c["iot_pending_on_device_end"]
-    )
-    assert c["iot_delivered"] == c["iot_read"] + c["iot_expired"] + c["iot_in_buffer_end"]
 
 
 def test_always_moving_fleet_sends_devices_x_period_over_interval_exactly():

@@ -13,6 +13,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conservation import iot_conserved as conserved
+from conservation import same_books as same
 
 from sim.meters import MeterBook
 from sim.pricing.invoices import calendar_months, invoice_timeline
@@ -55,23 +57,6 @@ def fleet_run(enforcer=None, days=3, seed=3, **kw):
     book = MeterBook(start=START, minutes=days * 1440, days=days)
     fleet.write(book, np.random.SeedSequence(seed))
     return fleet, book
-
-
-def conserved(c: dict) -> None:
-    assert c["iot_messages_sent"] == (
-        c["iot_delivered"] + c["iot_dropped"] + c["iot_rejected"] + c["iot_discarded"]
-        + c["iot_pending_on_device_end"]
-    )  # fmt: skip
-    assert c["iot_delivered"] == c["iot_read"] + c["iot_expired"] + c["iot_in_buffer_end"]
-
-
-def same(a: tuple, b: tuple) -> None:
-    (ba, ma), (bb, mb) = a, b
-    assert ma == mb and ba.counts == bb.counts
-    assert ba.bytes.keys() == bb.bytes.keys()
-    assert all(np.array_equal(ba.bytes[k], bb.bytes[k]) for k in ba.bytes)
-    assert ba.series.keys() == bb.series.keys()
-    assert all(np.array_equal(ba.series[k], bb.series[k]) for k in ba.series)
 
 
 def attempts_inside(a: int, b: int, b0: int = 1, bmax: int = 128) -> int:

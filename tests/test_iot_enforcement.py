@@ -6,6 +6,8 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+from conservation import iot_conserved as conserved
+from conservation import same_books as same
 
 from sim.meters import MeterBook
 from sim.pricing.plan import load_plan
@@ -30,23 +32,6 @@ def run(days=1, seed=1, enforcer=None, **kw):
 
 def limits(plan=FREE, dry_run=False, **rows: Restriction) -> IotPlanLimits:
     return IotPlanLimits.from_plan(plan.model_copy(update={"restrictions": rows}), dry_run=dry_run)
-
-
-def conserved(c: dict) -> None:
-    assert c["iot_messages_sent"] == (
-        c["iot_delivered"] + c["iot_dropped"] + c["iot_rejected"] + c["iot_discarded"]
-        + c["iot_pending_on_device_end"]
-    )  # fmt: skip
-    assert c["iot_delivered"] == c["iot_read"] + c["iot_expired"] + c["iot_in_buffer_end"]
-
-
-def same(a: tuple, b: tuple) -> None:
-    (ba, ma), (bb, mb) = a, b
-    assert ma == mb and ba.counts == bb.counts
-    assert ba.bytes.keys() == bb.bytes.keys()
-    assert all(np.array_equal(ba.bytes[k], bb.bytes[k]) for k in ba.bytes)
-    assert ba.series.keys() == bb.series.keys()
-    assert all(np.array_equal(ba.series[k], bb.series[k]) for k in ba.series)
 
 
 def handshake_bytes(book) -> float:

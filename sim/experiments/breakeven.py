@@ -43,7 +43,7 @@ import sys
 import time
 import typing
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -508,27 +508,14 @@ class Result:
 
 def _bounded_map(executor: Executor, tasks: list[dict], bar, capacity: int) -> list[dict]:
     """Run ``tasks`` on ``executor`` with at most ``2 x capacity`` in flight; results in task order."""
+    from sim.experiments.executors import as_finished
+
     results: list[dict | None] = [None] * len(tasks)
-    todo = list(enumerate(tasks))[::-1]
-    flying: dict[Future, int] = {}
-    try:
-        while todo or flying:
-            while todo and len(flying) < 2 * capacity:
-                i, task = todo.pop()
-                flying[executor.submit(run_point, task)] = i
-            done, _ = wait(list(flying), return_when=FIRST_COMPLETED)
-            for fut in done:
-                i = flying.pop(fut)
-                try:
-                    results[i] = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a worker died or could not unpickle: that run failed
-                    results[i] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0], "costs": None}
-                if bar is not None:
-                    bar.update(1)
-    except BaseException:
-        for fut in flying:
-            fut.cancel()
-        raise
+    for i, rec in as_finished(executor, run_point, enumerate(tasks), 2 * capacity,
+                              lambda msg: {"error": msg, "costs": None}):
+        results[i] = rec
+        if bar is not None:
+            bar.update(1)
     return [r if r is not None else {"error": "no result", "costs": None} for r in results]
 
 

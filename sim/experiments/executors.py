@@ -15,8 +15,9 @@ import contextlib
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from typing import Any
 
 from sim.errors import InputError
 
@@ -110,3 +111,35 @@ def dask_executor(address: str | None = None, local_workers: int | None = None) 
     finally:
         if cluster is not None:
             cluster.close()
+
+
+def as_finished(executor: Executor, fn: Callable[[Any], dict], items: Iterable[tuple[Any, Any]], limit: int,
+                failed: Callable[[str], dict]) -> Iterator[tuple[Any, dict]]:
+    """Run ``fn(task)`` for each ``(ident, task)`` of ``items`` with at most ``limit`` in flight (a long list never
+    sits whole in a Dask scheduler); yield ``(ident, record)`` as runs finish, those finishing together in ``ident``
+    order. A run whose future raised (a worker died, a task could not be unpickled) yields ``failed(message)``.
+    On any exception or Ctrl-C in the caller, what is still in flight is cancelled."""
+    todo = iter(items)
+    flying: dict[Future, Any] = {}
+    try:
+        while True:
+            while len(flying) < limit:
+                nxt = next(todo, None)
+                if nxt is None:
+                    break
+                ident, task = nxt
+                flying[executor.submit(fn, task)] = ident
+            if not flying:
+                return
+            done, _ = wait(list(flying), return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=lambda f: flying[f]):
+                ident = flying.pop(fut)
+                try:
+                    rec = fut.result()
+                except Exception as exc:  # noqa: BLE001 - the run failed: recorded by the caller
+                    rec = failed(f"{type(exc).__name__}: {exc}".splitlines()[0])
+                yield ident, rec
+    except BaseException:
+        for fut in flying:
+            fut.cancel()
+        raise

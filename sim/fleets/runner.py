@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,37 +157,23 @@ class FleetRun:
         self.rows[i] = row
 
     def run(self, executor: Executor, progress: bool = True) -> None:
+        from sim.experiments.executors import as_finished
         from sim.experiments.executors import capacity as cap_of
         from sim.fleets.worker import run_app
 
-        limit = 2 * cap_of(executor)
-        todo = self.tasks()
         bar = _bar(self.fleet.apps, progress, self.fleet.name)
-        flying: dict[Future, dict[str, Any]] = {}
+        idents: dict[int, dict[str, Any]] = {}
+
+        def items():
+            for task, ident in self.tasks():
+                idents[ident["app"]] = ident
+                yield ident["app"], task
         try:
-            while True:
-                while len(flying) < limit:
-                    nxt = next(todo, None)
-                    if nxt is None:
-                        break
-                    task, ident = nxt
-                    flying[executor.submit(run_app, task)] = ident
-                if not flying:
-                    break
-                done, _ = wait(list(flying), return_when=FIRST_COMPLETED)
-                for fut in sorted(done, key=lambda f: flying[f]["app"]):
-                    ident = flying.pop(fut)
-                    try:
-                        rec = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - a worker died or could not unpickle: record it
-                        rec = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0], "wall_s": 0.0}
-                    self.record(ident, rec)
-                    if bar is not None:
-                        bar.update(1)
-        except BaseException:
-            for fut in flying:
-                fut.cancel()
-            raise
+            for app, rec in as_finished(executor, run_app, items(), 2 * cap_of(executor),
+                                        lambda msg: {"error": msg, "wall_s": 0.0}):
+                self.record(idents.pop(app), rec)
+                if bar is not None:
+                    bar.update(1)
         finally:
             if bar is not None:
                 bar.close()
