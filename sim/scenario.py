@@ -77,8 +77,8 @@ class Simulation(Strict):
         DEFAULT_START, description="Start of the period: any minute, any UTC offset (stored in UTC). "
         "Default 2026-11-01T00:00Z (issue).",
     )
-    days: int = Field(30, ge=1, le=92, description="Length of the billing period in days (with `months`: set from "
-                      "them, not given).")
+    days: int | None = Field(30, ge=1, le=92, description="Length of the billing period in days (with `months`: set "
+                             "from them; `null` to drop a file's days when `--set simulation.months=N`).")
     months: int | None = Field(
         None, ge=1, le=24, description="Simulate this many calendar months from `start`, each its own billing period "
         "(sim/months): one world whose state (users, stored messages, open connections) carries across month "
@@ -119,12 +119,14 @@ class Simulation(Strict):
     def _months(self) -> Simulation:
         """``months``: the period is that many calendar months from ``start``; ``days`` follows from them."""
         if self.months is None:
+            if self.days is None:
+                raise ValueError("days: give the period's days, or months")
             return self
         from sim.world.clock import month_bounds
 
         bounds = month_bounds(self.start, self.months, self.tz)
         days = round((bounds[-1] - bounds[0]).total_seconds() / 86_400)
-        if "days" in self.model_fields_set and self.days != days:
+        if "days" in self.model_fields_set and self.days is not None and self.days != days:
             raise ValueError(f"months: {self.months} months from {bounds[0].date()} are {days} days, but days is "
                              f"{self.days}; give months or days, not both")
         self.days = days

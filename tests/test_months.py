@@ -118,9 +118,11 @@ def test_mau_per_month_follows_the_growth_rule():
     assert np.any(np.abs((bad_maus - pool.n * q) / np.sqrt(pool.n * q * (1 - q))) >= 4)
 
 
-def test_free_limits_renew_each_month(tmp_path):
+@pytest.mark.parametrize("engine, users", [("fast", 120), ("events", 60)])
+def test_free_limits_renew_each_month(tmp_path, engine, users):
     """A free plan whose MAU limit the app passes in both months: notified and throttled in each month, from a time
-    inside it; the throttle of November is gone on December 1 (the quota renewed)."""
+    inside it; the throttle of November is gone on December 1 (the quota renewed). Both engines: the events engine
+    asks the month's limits one message at a time."""
     plan = tmp_path / "tiny-free.yaml"
     plan.write_text(
         "name: tiny-free\ndescription: a free plan of 40 MAU\ncurrency: USD\n"
@@ -128,7 +130,7 @@ def test_free_limits_renew_each_month(tmp_path):
         "limits:\n  - {metric: mau, max: 40}\n"
         "notifications: {thresholds: [0.5, 0.75], of: limits}\n"
         "throttling: {grace: 1h, messages_per_second: 1}\n")
-    sc = scenario(plans=[str(plan)])
+    sc = scenario(plans=[str(plan)], engine=engine, population={"users": users})
     mr = run_months(sc, [load_plan(str(plan))], progress=False)
     pm = mr.plans[0]
     froms = [e.get("throttled_from") for e in pm.enforcement]
