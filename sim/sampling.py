@@ -119,11 +119,12 @@ class Scaled(Shifted):
             if "peak_ccu" in out:  # a level: the mean-day estimate on the days so far, not r x a small sample's peak
                 v = np.asarray(usage_so_far()["peak_ccu"], dtype=float)
                 out["peak_ccu"] = v * r
-                out["peak_ccu"][:upto] = provisional_level(v[:upto], r, self.block_days)
+                out["peak_ccu"][:upto] = provisional_level(v[:upto], r, self.block_days, self.day_weight)
             return out
         self.inner.day_end(day_end_ms, scaled)
 
     block_days: int | None = None  # a growing app's blocks (GROWTH_BLOCK_DAYS), set by the run
+    day_weight: np.ndarray | None = None  # and its sampled users present each day
 
 
 # -- estimates ----------------------------------------------------------------------------------------------
@@ -135,10 +136,11 @@ GROWTH_BLOCK_DAYS = 7
 
 
 def level_estimate(values: np.ndarray, ratio: float, per_day: int = MINUTES_PER_DAY,
-                   block_days: int | None = None) -> np.ndarray:
+                   block_days: int | None = None, day_weight: np.ndarray | None = None) -> np.ndarray:
     """The whole app's concurrency from the sample's: ``r m + sqrt(r) (S - m)`` (module doc); ``per_day``
-    values a day. ``block_days``: estimate each block of that many days on its own (a growing app; a last block
-    shorter than two days joins the one before)."""
+    values a day. A growing app: ``block_days``, estimate each block of that many days on its own (a last block
+    shorter than two days joins the one before); ``day_weight``, the sampled users present each day, so that the
+    mean day is a mean *per user present* scaled back to each day's users (the app grows within a block too)."""
     s = np.asarray(values, dtype=np.float64)
     if block_days:
         size = block_days * per_day
@@ -146,13 +148,21 @@ def level_estimate(values: np.ndarray, ratio: float, per_day: int = MINUTES_PER_
         if len(cuts) > 1 and s.size - cuts[-1] < 2 * per_day:
             cuts.pop()
         bounds = cuts + [s.size]
-        return np.concatenate([level_estimate(s[a:b], ratio, per_day) for a, b in zip(bounds, bounds[1:],
-                                                                                       strict=False)])
+        return np.concatenate([
+            level_estimate(s[a:b], ratio, per_day, None,
+                           None if day_weight is None else day_weight[a // per_day: -(-b // per_day)])
+            for a, b in zip(bounds, bounds[1:], strict=False)])
     days = s.size // per_day
     if days < 2:
         return s * ratio
-    mean_day = smooth_day(s[: days * per_day].reshape(days, per_day).mean(axis=0), per_day)
-    m = mean_day[np.arange(s.size) % per_day]
+    if day_weight is None:
+        mean_day = smooth_day(s[: days * per_day].reshape(days, per_day).mean(axis=0), per_day)
+        m = mean_day[np.arange(s.size) % per_day]
+    else:
+        w = np.asarray(day_weight, dtype=np.float64)
+        per_user = s[: days * per_day].reshape(days, per_day) / np.maximum(w[:days], 1e-9)[:, None]
+        mean_day = smooth_day(per_user.mean(axis=0), per_day)
+        m = w[np.minimum(np.arange(s.size) // per_day, w.size - 1)] * mean_day[np.arange(s.size) % per_day]
     # Each day's fluctuation is measured against a mean day it is part of, so a sum of k of the D days' has
     # variance k (1 - k/D) sigma^2 around the raw mean day; but the mean day is smoothed (its fast part, of
     # variance ~ sigma^2 / D, stays in every day's fluctuation and adds k^2/D sigma^2 to the sum): k sigma^2.
@@ -170,7 +180,8 @@ def level_estimate(values: np.ndarray, ratio: float, per_day: int = MINUTES_PER_
     return np.maximum(ratio * m + math.sqrt(ratio) * resid, 0.0)
 
 
-def provisional_level(values: np.ndarray, ratio: float, block_days: int | None = None) -> np.ndarray:
+def provisional_level(values: np.ndarray, ratio: float, block_days: int | None = None,
+                      day_weight: np.ndarray | None = None) -> np.ndarray:
     """:func:`level_estimate` on the whole days known so far (at a day's end during a run), down to one day (its
     mean day is that day, smoothed): what an enforcer watching a sampled app is shown as its concurrency, so that
     a small sample's peak times r (20-40 % too high: module doc) does not trip a limit the app never reaches."""
@@ -179,7 +190,7 @@ def provisional_level(values: np.ndarray, ratio: float, block_days: int | None =
     if days == 0:
         return s * ratio
     if days >= 2:
-        return level_estimate(s, ratio, block_days=block_days)
+        return level_estimate(s, ratio, block_days=block_days, day_weight=day_weight)
     m = smooth_day(s[:MINUTES_PER_DAY], MINUTES_PER_DAY)
     m = np.concatenate([m, np.full(s.size - MINUTES_PER_DAY, m[-1])])
     return np.maximum(ratio * m + math.sqrt(ratio) * (s - m), 0.0)
@@ -208,12 +219,13 @@ def smooth_day(day: np.ndarray, per_day: int) -> np.ndarray:
     return (c[w:] - c[:-w])[: day.size] / w
 
 
-def minute_peaks(fine: np.ndarray, ratio: float, minutes: int, block_days: int | None = None) -> np.ndarray:
+def minute_peaks(fine: np.ndarray, ratio: float, minutes: int, block_days: int | None = None,
+                 day_weight: np.ndarray | None = None) -> np.ndarray:
     """The whole app's per-minute maximum concurrency, from the sample's fine level (``FINE_PER_MINUTE``
     values a minute): the maximum within each minute of the estimated level."""
     from sim.world.connections import FINE_PER_MINUTE
 
-    est = level_estimate(fine, ratio, MINUTES_PER_DAY * FINE_PER_MINUTE, block_days)
+    est = level_estimate(fine, ratio, MINUTES_PER_DAY * FINE_PER_MINUTE, block_days, day_weight)
     return est[: minutes * FINE_PER_MINUTE].reshape(minutes, FINE_PER_MINUTE).max(axis=1)
 
 
@@ -293,13 +305,14 @@ def scaled_counts(values: np.ndarray, ratio: float) -> np.ndarray:
 LEVELS = ("ccu", "ccu_max", "iot_connections")
 
 
-def scale_book(book, ratio: float, block_days: int | None = None) -> None:
+def scale_book(book, ratio: float, block_days: int | None = None, day_weight: np.ndarray | None = None) -> None:
     """Scale a meter book in place: bytes and summed series by ``ratio``, concurrency levels by
     :func:`level_estimate`, counts and per-day activity by ``ratio`` (rounded)."""
     for key, v in book.bytes.items():
         book.bytes[key] = v * ratio
     for name, v in book.series.items():
-        book.series[name] = level_estimate(v, ratio, block_days=block_days) if name in LEVELS else v * ratio
+        book.series[name] = (level_estimate(v, ratio, block_days=block_days, day_weight=day_weight)
+                             if name in LEVELS else v * ratio)
     for name, v in book.daily.items():
         book.daily[name] = np.round(np.asarray(v, dtype=np.float64) * ratio)
     book.counts = {k: int(round(v * ratio)) for k, v in book.counts.items()}
@@ -307,7 +320,7 @@ def scale_book(book, ratio: float, block_days: int | None = None) -> None:
 
 def scale_mobile_meters(meters: dict, s: Sample, groups: np.ndarray | None, rng: np.random.Generator,
                         fine: np.ndarray | None = None, months: list[int] | None = None,
-                        block_days: int | None = None) -> dict:
+                        block_days: int | None = None, day_weight: np.ndarray | None = None) -> dict:
     """Scale the world's usage meters (per-minute series) in place; return the ``sampling`` section.
 
     ``months``: minute bounds of the billing months of a multi-month run: MAU and the peak are estimated per
@@ -329,8 +342,8 @@ def scale_mobile_meters(meters: dict, s: Sample, groups: np.ndarray | None, rng:
     peak = meters.get("peak_ccu")
     if isinstance(peak, dict) and "values" in peak:
         v = np.asarray(peak["values"], dtype=np.float64)
-        est = np.round(level_estimate(v, r, block_days=block_days) if fine is None
-                       else minute_peaks(fine, r, v.size, block_days))
+        est = np.round(level_estimate(v, r, block_days=block_days, day_weight=day_weight) if fine is None
+                       else minute_peaks(fine, r, v.size, block_days, day_weight))
         parts = [peak_interval(v[a:b], None if groups is None else groups[:, a:b], s, rng,
                                float(est[a:b].max()) if est[a:b].size else 0.0) for a, b in cuts]
         doc["peak_ccu"] = parts[0] if months is None else parts

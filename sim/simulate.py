@@ -123,10 +123,13 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
     streams = Streams(seed)
     msample, isample = sampling.mobile_sample(sc), sampling.iot_sample(sc)
     wsc = sampling.world_scenario(sc)  # the scenario itself unless sampled (sim/sampling.py)
+    scaled = None
     if msample is not None and enforcer is not None:
-        enforcer = sampling.Scaled(enforcer, msample.ratio)
+        enforcer = scaled = sampling.Scaled(enforcer, msample.ratio)
         enforcer.block_days = sampling.GROWTH_BLOCK_DAYS if sc.growth is not None else None
     world = make_world(wsc, streams, wbook, make_protocol(sc), enforcer)
+    if scaled is not None:
+        scaled.day_weight = _present_per_day(world, warm, days)
     if msample is not None:
         world.conn.track_groups(sampling.GROUPS)
     bar = _progress(world.total_days, progress, sc.name)
@@ -142,10 +145,11 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
         groups = world.conn.group_levels()[:, warm * 1440:]
         fine = world.conn.fine_level()[warm * 1440 * FINE_PER_MINUTE:]
         block = sampling.GROWTH_BLOCK_DAYS if sc.growth is not None else None
-        sampling.scale_book(book, msample.ratio, block)
+        weight = _present_per_day(world, warm, days)
+        sampling.scale_book(book, msample.ratio, block, weight)
         sampled["mobile"] = sampling.scale_mobile_meters(meters, msample, groups,
                                                          streams.generator("sampling", "mobile"), fine,
-                                                         _month_minutes(sc), block)
+                                                         _month_minutes(sc), block, weight)
         if "ccu_max" in book.series and isinstance(meters.get("peak_ccu"), dict):
             book.series["ccu_max"] = np.asarray(meters["peak_ccu"]["values"], dtype=np.float64)
     extra_meters: dict = {}
@@ -194,6 +198,18 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
             if mob is not None:  # each month's own estimates and intervals (sampling.scale_mobile_meters)
                 m["sampling"] = {"mobile": {k: (v[i] if k in ("mau", "peak_ccu") else v) for k, v in mob.items()}}
     return usage, book, months
+
+
+def _present_per_day(world, warm: int, days: int) -> np.ndarray | None:
+    """A growing app's simulated users present on each day of the period (None without growth): how a sampled
+    level's mean day is scaled day by day (sim/sampling.py ``level_estimate``)."""
+    pres = getattr(world, "presence", None)
+    if pres is None:
+        return None
+    cs = (warm + np.arange(days)) * DAY_S * 1000
+    joined = np.searchsorted(np.sort(pres.join), cs + DAY_S * 1000, side="left")
+    gone = np.searchsorted(np.sort(pres.leave), cs, side="right")
+    return (joined - gone).astype(np.float64)
 
 
 def _month_minutes(sc: Scenario) -> list[int] | None:
