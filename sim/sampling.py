@@ -114,12 +114,17 @@ class Scaled(Shifted):
         r = self.ratio
         upto = int(day_end_ms // 60_000)
 
-        def scaled() -> dict:
-            out = {k: np.asarray(v, dtype=float) * r for k, v in usage_so_far().items()}
+        def scaled(since: int = 0) -> dict:
+            raw = usage_so_far(since)
+            out = {k: np.asarray(v, dtype=float) * r for k, v in raw.items()}
             if "peak_ccu" in out:  # a level: the mean-day estimate on the days so far, not r x a small sample's peak
-                v = np.asarray(usage_so_far()["peak_ccu"], dtype=float)
-                out["peak_ccu"] = v * r
-                out["peak_ccu"][:upto] = provisional_level(v[:upto], r, self.block_days, self.day_weight)
+                v = np.asarray(raw["peak_ccu"], dtype=float)
+                lo = 0
+                if self.block_days and since:  # blocks are estimated apart: from a whole block before `since` on
+                    size = self.block_days * MINUTES_PER_DAY
+                    lo = max(0, (since // size - 1) * size)
+                w = None if self.day_weight is None else self.day_weight[lo // MINUTES_PER_DAY:]
+                out["peak_ccu"][lo:upto] = provisional_level(v[lo:upto], r, self.block_days, w)
             return out
         self.inner.day_end(day_end_ms, scaled)
 

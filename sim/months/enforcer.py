@@ -152,7 +152,7 @@ class Monthly(Enforcer):
     def day_end(self, day_end_ms: int, usage_so_far) -> None:
         m = self._month = self.month_of(day_end_ms - 1)
         lo, hi = (int(self.offsets_ms[k] // MINUTE_MS) for k in (m, m + 1))
-        month_usage = _cached(lambda: {k: v[lo:hi] for k, v in usage_so_far().items()})
+        month_usage = _cached(lambda: {k: v[lo:hi] for k, v in usage_so_far(lo).items()})
         self.current(m).day_end(day_end_ms - self._off(m), month_usage)
         if self.on_day is not None:
             self.on_day(self, m, day_end_ms, month_usage)

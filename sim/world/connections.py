@@ -357,18 +357,23 @@ class ConnectionMeter:
         return ((self.full, p.connect(False)), (self.resumed, p.connect(True)),
                 (self.graceful, p.disconnect(True)), (keep, p.keepalive()))
 
-    def provisional_outbound(self) -> dict[str, np.ndarray]:
+    def provisional_outbound(self, since: int = 0) -> dict[str, np.ndarray]:
         """Outbound bytes per category if the run ended now: the book's plus connection costs so far.
 
         The same additions in the same order as :meth:`flush`, so a minute to which nothing more is
-        added later has bit-identical values.
+        added later has bit-identical values. ``since``: only minutes from it on are computed (the
+        others are 0), for an enforcer that watches one billing month of a long run.
         """
-        out = {c: a.copy() for (d, c), a in self.book.bytes.items() if d == "out"}
+        book = self.book.bytes
+        out = {}
+        for (d, c), a in book.items():
+            if d == "out":
+                out[c] = a.copy() if since == 0 else np.concatenate([np.zeros(since), a[since:]])
         keep = settle(np.cumsum(self.keepalive_diff)[:-1])
         for counts, cost in self._costs(keep):
             for cat, v in cost.out.items():
                 if v:
-                    out[cat] += counts * v
+                    out[cat][since:] += counts[since:] * v
         return out
 
     def flush(self) -> dict:

@@ -100,9 +100,11 @@ class Enforcer:
         """A dry run, one event at a time: a message was accepted at ``t_ms``; record what the limits
         would have done to it (the world admits everything)."""
 
-    def day_end(self, day_end_ms: int, usage_so_far: Callable[[], dict[str, np.ndarray]]) -> None:
+    def day_end(self, day_end_ms: int, usage_so_far: Callable[..., dict[str, np.ndarray]]) -> None:
         """A day is done; ``usage_so_far()`` gives per-minute meters (outbound_bytes, turn_bytes,
-        stored_bytes, mau, peak_ccu) as known now; minutes before ``day_end_ms`` are (nearly) final."""
+        stored_bytes, mau, peak_ccu) as known now; minutes before ``day_end_ms`` are (nearly) final.
+        ``usage_so_far(since=m)``: the same arrays, computed only from minute ``m`` on (one month of a
+        multi-month run; earlier minutes may read 0)."""
 
     def finish(self, meters: dict) -> None:
         """The run is over; ``meters`` are the usage document's final meters."""
@@ -170,13 +172,14 @@ class Shifted(Enforcer):
 
     def day_end(self, day_end_ms: int, usage_so_far) -> None:
         skip = self.skip
-        self.inner.day_end(day_end_ms - self.offset, lambda: {k: v[skip:] for k, v in usage_so_far().items()})
+        self.inner.day_end(day_end_ms - self.offset,
+                           lambda since=0: {k: v[skip:] for k, v in usage_so_far(since + skip).items()})
 
     def finish(self, meters: dict) -> None:
         self.inner.finish(meters)
 
 
-def watched_usage(conn, mm) -> dict[str, np.ndarray]:
+def watched_usage(conn, mm, since: int = 0) -> dict[str, np.ndarray]:
     """Per-minute usage meters as known now (what :meth:`Enforcer.day_end` watches), from a run's
     :class:`~sim.world.connections.ConnectionMeter` and :class:`~sim.world.message_meter.MessageMeter`.
 
@@ -186,7 +189,7 @@ def watched_usage(conn, mm) -> dict[str, np.ndarray]:
     """
     from sim.meters import BILLED_OUTBOUND
 
-    out = conn.provisional_outbound()
+    out = conn.provisional_outbound(since)
     return {
         "outbound_bytes": sum(out[c] for c in BILLED_OUTBOUND),
         "turn_bytes": out["turn_media"],

@@ -210,7 +210,7 @@ class EventsWorld:
         elif 0 < p < self.days and self.month_of_day[p] != self.month_of_day[p - 1]:
             self._start_month(int(self.month_of_day[p]))
         if self._hooks and d >= self.warm:
-            self.enforcer.day_end(ce, lambda: watched_usage(self.conn, self.mm))
+            self.enforcer.day_end(ce, lambda since=0: watched_usage(self.conn, self.mm, since))
         if d + 1 < self.total_days:
             self._new_day(d + 1)
 

@@ -510,9 +510,9 @@ class MobileWorld:
         if bad.size:
             self._count("discarded_storage", bad.size)
 
-    def _usage_so_far(self) -> dict[str, np.ndarray]:
+    def _usage_so_far(self, since: int = 0) -> dict[str, np.ndarray]:
         """Per-minute usage meters as known now (see :func:`sim.world.enforcer.watched_usage`)."""
-        return watched_usage(self.conn, self.mm)
+        return watched_usage(self.conn, self.mm, since)
 
     def _receipt_copies(self, c: Copies, r: Routed, delivered: np.ndarray) -> Copies:
         """Delivery receipts at delivery; delivered copies also wait to be read (read receipts)."""
