@@ -323,6 +323,9 @@ def run_plans(scenario, plans, *, seed: int | None = None, progress: bool = True
     from sim.pricing.usage import usage_from_dict
     from sim.simulate import simulate
 
+    if scenario.simulation.months:
+        raise ValueError("a scenario of simulation.months is billed month by month: sim.months.run.run_months, "
+                         "not run_plans (which prices one period)")
     # a plan that gets no own run whatever happens is only asked whether it binds: its probe may stop there
     probes = [(mobile_enforcer(p, scenario, True, until_binding=own_runs == "priced" and not charges_anything(p)),
                iot_enforcer(p, scenario, True)) for p in plans]

@@ -277,3 +277,18 @@ def test_an_unpaid_invoice_downgrades_the_fleet_until_paid(capsys, tmp_path):
     c = usage["counts"]
     assert c["iot_messages_sent"] == (c["iot_delivered"] + c["iot_dropped"] + c["iot_rejected"] + c["iot_discarded"]
                                       + c["iot_pending_on_device_end"])
+
+
+def test_sweeps_and_comparisons_price_a_months_scenario_month_by_month():
+    """A sweep's run of a months scenario is the sum of its months (two minimum bills, not one); run_plans, which
+    prices one period, refuses such a scenario rather than bill two months as one."""
+    from sim.comparison import run_plans
+    from sim.experiments.worker import run_task
+
+    sc = scenario(population={"users": 40})
+    rec = run_task({"key": "k", "scenario": sc, "plans": [load_plan("mesibo-cloud")], "seed": 1})
+    assert rec["error"] is None
+    (cloud,) = rec["plans"]
+    assert cloud["total_exact"] == "98.00" and cloud["line_minimum_commitment"] > 0
+    with pytest.raises(ValueError, match="month by month"):
+        run_plans(sc, [load_plan("mesibo-cloud")], progress=False)

@@ -25,6 +25,10 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     out: dict[str, Any] = {"key": task["key"], "error": None, "plans": [], "series": None}
     try:
+        if task["scenario"].simulation.months:
+            _months_task(task, out)
+            out["wall_s"] = time.perf_counter() - t0
+            return out
         base, outcomes = run_plans(task["scenario"], task["plans"], seed=task["seed"], progress=False)
         if not base.ok:
             raise RuntimeError(base.error.splitlines()[0] if base.error else "simulation failed")
@@ -38,6 +42,49 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         out["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else last
     out["wall_s"] = time.perf_counter() - t0
     return out
+
+
+def _months_task(task: dict[str, Any], out: dict[str, Any]) -> None:
+    """A scenario of ``simulation.months``: each plan's months (sim/months/run.py), figures for the whole run."""
+    from sim.months.run import run_months
+
+    mr = run_months(task["scenario"], task["plans"], seed=task["seed"], progress=False)
+    if not mr.ok:
+        raise RuntimeError((mr.error or "simulation failed").splitlines()[0])
+    out["plans"] = [months_figures(pm) for pm in mr.plans]
+    if task.get("keep_series"):
+        out["series"] = mr.base.frame
+
+
+def months_figures(pm) -> dict[str, Any]:
+    """One plan's figures over a multi-month run: ``total`` and ``line_*`` summed over the months (each month's
+    bill under the plan in force), ``mau`` and ``peak_ccu`` of the busiest month, bytes summed, ``stored_gb``
+    the mean of the months' averages, counts summed."""
+    from sim.months.report import meters_row
+
+    lines: dict[str, float] = {}
+    for bill in pm.bills:
+        for line in bill.lines:
+            lines[f"line_{line.item}"] = lines.get(f"line_{line.item}", 0.0) + float(line.amount)
+    rows = [meters_row(u) for u in pm.result.months]
+    counts = [u.get("counts", {}) for u in pm.result.months]
+    total = sum((b.total for b in pm.bills), start=pm.bills[0].total * 0)
+
+    def most(key):
+        return max((r[key] or 0 for r in rows), default=0)
+
+    return {
+        "plan": pm.plan, "total": float(total), "total_exact": str(total), **lines,
+        "mau": most("mau"), "peak_ccu": most("peak_ccu"),
+        "outbound_gb": sum(r["outbound_gb"] or 0 for r in rows),
+        "stored_gb": _mean(np.array([r["stored_gb"] or 0 for r in rows], dtype=float)),
+        "turn_gb": sum(r["turn_gb"] or 0 for r in rows),
+        "overhead_share": None,
+        **{k: int(sum(c.get(k, 0) for c in counts)) for k in ("connections", "full_handshakes", "delivered",
+                                                             "rejected")},
+        "stored": int(counts[-1].get("stored", 0)) if counts else 0,
+        "own_run": bool(pm.own_run),
+    }
 
 
 def plan_figures(outcome) -> dict[str, Any]:
