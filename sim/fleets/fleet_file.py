@@ -487,6 +487,9 @@ def _check_clock(fleet: Fleet, source: str) -> None:
     first = None
     for a in fleet.archetypes.values():
         sc = a.probe()
+        if sc.simulation.months:
+            raise InputError(source, f"archetypes.{a.name}", "simulation.months: a fleet is priced over one billing "
+                             "period (sim run takes a scenario of months)")
         clock = (sc.simulation.start, sc.simulation.days)
         if first is None:
             first, fleet.start, fleet.days = (a.name, clock), clock[0], clock[1]
