@@ -25,11 +25,14 @@ def plot_months(mr, path: str | Path, title: str = "") -> Path:
             cum.append(float(running))
         ax1.plot(x, totals, marker="o", label=pm.plan)
         ax2.plot(x, cum, marker="o", label=pm.plan)
+        at: dict[int, list[str]] = {}
         for metric, m in pm.first_exceeded.items():
+            at.setdefault(m, []).append(metric)
+        for m, metrics in sorted(at.items()):  # one line and one label per month: the limits first exceeded then
             for ax in (ax1, ax2):
                 ax.axvline(m, color="firebrick", linestyle=":", linewidth=1)
-            ax1.annotate(f"{pm.plan}: {metric} limit", (m, 0), xytext=(3, 6), textcoords="offset points",
-                         rotation=90, fontsize=7, color="firebrick", va="bottom")
+            ax1.annotate(f"{pm.plan}: {', '.join(sorted(metrics))} exceeded", (m, 0), xytext=(3, 6),
+                         textcoords="offset points", rotation=90, fontsize=7, color="firebrick", va="bottom")
     currency = mr.plans[0].bills[0].currency if mr.plans and mr.plans[0].bills else ""
     ax1.set_title("cost per month")
     ax2.set_title("cumulative cost")
