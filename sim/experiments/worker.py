@@ -68,7 +68,7 @@ def months_figures(pm) -> dict[str, Any]:
             lines[f"line_{line.item}"] = lines.get(f"line_{line.item}", 0.0) + float(line.amount)
     rows = [meters_row(u) for u in pm.result.months]
     counts = [u.get("counts", {}) for u in pm.result.months]
-    total = sum((b.total for b in pm.bills), start=pm.bills[0].total * 0)
+    total = pm.total
 
     def most(key):
         return max((r[key] or 0 for r in rows), default=0)

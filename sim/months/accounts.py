@@ -17,7 +17,7 @@ the cycle's end, not accrued): the platform's "usage exceeds 50 % of available c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -177,7 +177,3 @@ def settle(watch: AccountWatch, months: list[dict]) -> list[CycleLedger]:
         cycles.append(Cycle(start, end, times, acc, total))
     return credit_ledger(cycles, watch.account, grace=plan_grace(watch.in_force(first)),
                          switched_at=None if watch.switch is None else watch.switch.at)
-
-
-def utc(t: datetime) -> datetime:
-    return t.astimezone(UTC)

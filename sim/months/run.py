@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sim.pricing.bill import Bill
@@ -36,8 +37,9 @@ class PlanMonths:
     first_exceeded: dict[str, int] = field(default_factory=dict)  # free limit -> first month it is exceeded
 
     @property
-    def total(self):
-        return sum((b.total for b in self.bills), start=self.bills[0].total * 0) if self.bills else 0
+    def total(self) -> Decimal:
+        """The run's cost under this plan: every month's bill."""
+        return sum((b.total for b in self.bills), Decimal("0.00"))
 
 
 @dataclass

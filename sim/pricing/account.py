@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
@@ -40,16 +40,10 @@ _SECONDS = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "d": 86400}
 
 def _money(value: Any) -> Decimal:
     """US$ amounts: numbers or numeric strings, finite, not negative, whole cents."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise ValueError(f"expected an amount of money, got {value!r}")
-    try:
-        d = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"expected an amount of money, got {value!r}") from None
-    if not d.is_finite() or d < 0:
-        raise ValueError(f"must be a finite amount of at least 0, got {value!r}")
-    if d > MAX_MONEY:
-        raise ValueError(f"{value!r} is more than {MAX_MONEY:,}, the largest amount an account may name")
+    from sim.pricing.plan import non_negative_decimal
+
+    d = non_negative_decimal(value, "an amount of money", MAX_MONEY, "the largest amount an account may name",
+                             "a finite amount of at least 0")
     if d != d.quantize(Decimal("0.01")):
         raise ValueError(f"{value!r} is not a whole number of cents")
     return d + 0   # normalise -0 to 0

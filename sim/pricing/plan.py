@@ -30,19 +30,28 @@ from sim.strict import StrictModel
 PLANS_DIR = Path(__file__).parent / "plans"
 
 
-def _decimal(value: Any) -> Decimal:
-    """Money and quantities in plan files: numbers or numeric strings, never negative."""
+def non_negative_decimal(value: Any, what: str = "a number", largest: Decimal | None = None,
+                         largest_of: str = "the largest price or quantity a plan may give",
+                         valid: str = "a finite non-negative number") -> Decimal:
+    """A number or numeric string as an exact Decimal: finite, not negative, at most ``largest`` (default
+    :data:`MAX_NUMBER`). Plans' prices and quantities, and accounts' money (sim/pricing/account.py)."""
+    largest = MAX_NUMBER if largest is None else largest
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise ValueError(f"expected a number, got {value!r}")
+        raise ValueError(f"expected {what}, got {value!r}")
     try:
         d = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
     except InvalidOperation:
-        raise ValueError(f"expected a number, got {value!r}") from None
+        raise ValueError(f"expected {what}, got {value!r}") from None
     if not d.is_finite() or d < 0:
-        raise ValueError(f"must be a finite non-negative number, got {value!r}")
-    if d > MAX_NUMBER:
-        raise ValueError(f"{value!r} is more than {MAX_NUMBER:,}, the largest price or quantity a plan may give")
+        raise ValueError(f"must be {valid}, got {value!r}")
+    if d > largest:
+        raise ValueError(f"{value!r} is more than {largest:,}, {largest_of}")
     return d
+
+
+def _decimal(value: Any) -> Decimal:
+    """Money and quantities in plan files: numbers or numeric strings, never negative."""
+    return non_negative_decimal(value)
 
 
 #: Largest price, fee or quantity in a plan: amounts are exact Decimals of 28 digits (cents included), so
