@@ -8,6 +8,15 @@
       outbound_bytes: 6000000000
       stored_bytes: {interval: 1d, values: [3.0e9, 3.1e9, ...]}   # one value per interval
       active_users: {interval: 1d, ids: [[1, 2], [2, 3], ...]}    # ids seen per interval
+      message_sizes_out:                          # a distribution: how many items of each value
+        interval: 1d                              # optional; without it, one distribution for the period
+        items: {at: [0, 0, 1], value: [120, 250, 120], count: [40, 3, 38]}
+
+A *distribution* meter keeps, for each interval ``at`` (an index from the period's start), how many
+items (messages, connections) had each ``value`` (bytes, whole seconds). It is what a plan needs to
+bill each item rounded on its own: a message of s bytes as ceil(s / 5 KB) messages, a connection of d
+seconds as ceil(d / 60) minutes (plan metric ``each``). Values are exact, not binned, so any rounding a
+plan asks for is exact too.
 
 For summed meters (bytes transferred) a series value is the amount in that interval; for levels
 (stored bytes, element counts) it is a snapshot. The plan decides how each meter is aggregated, so
@@ -66,7 +75,35 @@ class IdSeries:
         return counts
 
 
-MeterValue = float | Series | IdSeries
+@dataclass(frozen=True)
+class Distribution:
+    """Items by value: ``count[k]`` items of ``value[k]`` in interval ``at[k]`` (``interval`` None: the period).
+
+    ``at`` is None when ``interval`` is None. Entries need not be sorted or unique."""
+
+    interval: Interval | None
+    value: np.ndarray
+    count: np.ndarray
+    at: np.ndarray | None = None
+
+    def per_interval(self, weights: np.ndarray, n: int) -> np.ndarray:
+        """Sum of ``count x weights`` (one weight per entry) in each of ``n`` intervals (n = 1 without interval)."""
+        w = self.count * np.asarray(weights, dtype=np.float64)
+        if self.at is None:
+            return np.array([float(w.sum())])
+        return np.bincount(self.at, weights=w, minlength=n)[:n]
+
+    def to_dict(self) -> dict:
+        items: dict[str, Any] = {}
+        if self.at is not None:
+            items["at"] = self.at.tolist()
+        whole = bool(np.all(self.value == np.floor(self.value)))
+        items["value"] = (self.value.astype(np.int64) if whole else self.value).tolist()
+        items["count"] = np.asarray(self.count).astype(np.int64).tolist()
+        return {"items": items} if self.interval is None else {"interval": self.interval.text, "items": items}
+
+
+MeterValue = float | Series | IdSeries | Distribution
 
 
 @dataclass
@@ -84,6 +121,8 @@ class Usage:
         for name, value in self.meters.items():
             if isinstance(value, Series):
                 meters[name] = {"interval": value.interval.text, "values": value.values.tolist()}
+            elif isinstance(value, Distribution):
+                meters[name] = value.to_dict()
             elif isinstance(value, IdSeries):
                 ids = [sorted(g, key=str) for g in value.ids]
                 meters[name] = {"ids": ids[0]} if value.interval is None else {
@@ -170,11 +209,11 @@ def _number(value: Any, source: str, field_: str) -> float:
 def _meter(raw: Any, period: Period, source: str, field_: str) -> MeterValue:
     if not isinstance(raw, dict):
         return _number(raw, source, field_)
-    unknown = sorted(set(raw) - {"interval", "values", "ids"})
+    unknown = sorted(set(raw) - {"interval", "values", "ids", "items"})
     if unknown:
-        raise InputError(source, f"{field_}.{unknown[0]}", "unknown key; allowed: interval, values, ids")
-    if ("values" in raw) == ("ids" in raw):
-        raise InputError(source, field_, "a series needs exactly one of 'values' or 'ids'")
+        raise InputError(source, f"{field_}.{unknown[0]}", "unknown key; allowed: interval, values, ids, items")
+    if sum(k in raw for k in ("values", "ids", "items")) != 1:
+        raise InputError(source, field_, "a series needs exactly one of 'values', 'ids' or 'items'")
     interval = None
     if "interval" in raw:
         try:
@@ -185,6 +224,8 @@ def _meter(raw: Any, period: Period, source: str, field_: str) -> MeterValue:
         raise InputError(source, f"{field_}.interval", "required for a series of values (e.g. 1min, 1h, 1d)")
     if "ids" in raw:
         return _ids(raw["ids"], interval, period, source, f"{field_}.ids")
+    if "items" in raw:
+        return _items(raw["items"], interval, period, source, f"{field_}.items")
     values = _values(raw["values"], source, f"{field_}.values")
     _check_length(len(values), interval, period, source, f"{field_}.values")
     return Series(interval, values)
@@ -249,3 +290,47 @@ def _hashable(v: Any, source: str, field_: str):
     if isinstance(v, str | int) and not isinstance(v, bool):
         return v
     raise InputError(source, field_, f"an id must be a string or an integer, got {v!r}")
+
+
+def _items(raw: Any, interval: Interval | None, period: Period, source: str, field_: str) -> Distribution:
+    """A distribution's ``items``: parallel lists ``value`` and ``count`` (and ``at`` with an interval)."""
+    keys = ("at", "value", "count") if interval is not None else ("value", "count")
+    if not isinstance(raw, dict):
+        raise InputError(source, field_, f"expected a mapping of {', '.join(keys)} lists")
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        why = "unknown key" if unknown[0] != "at" else "'at' needs the meter's 'interval'"
+        raise InputError(source, f"{field_}.{unknown[0]}", f"{why}; allowed: {', '.join(keys)}")
+    for k in keys:
+        if k not in raw:
+            raise InputError(source, f"{field_}.{k}", "required")
+    value = _values(raw["value"], source, f"{field_}.value")
+    count = _values(raw["count"], source, f"{field_}.count")
+    lengths = {len(value), len(count)}
+    at = None
+    if interval is not None:
+        at_f = _values(raw["at"], source, f"{field_}.at")
+        lengths.add(len(at_f))
+        n = _expected(interval, period, source, f"{field_}.at")
+        bad = np.flatnonzero((at_f != np.floor(at_f)) | (at_f >= n))
+        if bad.size:
+            i = int(bad[0])
+            raise InputError(source, f"{field_}.at[{i}]", f"must be a whole interval index below {n} "
+                             f"(one per {interval.text} of the period), got {_short(raw['at'][i])}")
+        at = at_f.astype(np.int64)
+    if len(lengths) != 1:
+        raise InputError(source, field_, f"{' and '.join(keys)} must have the same length")
+    bad = np.flatnonzero(count != np.floor(count))
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(source, f"{field_}.count[{i}]", f"a count of items must be whole, got {_short(raw['count'][i])}")
+    if float((value * count).sum()) > MAX_TOTAL:
+        raise InputError(source, field_, f"the items add up to more than {MAX_TOTAL:g}, the largest quantity priced exactly")
+    return Distribution(interval, value, count, at)
+
+
+def _expected(interval: Interval, period: Period, source: str, field_: str) -> int:
+    try:
+        return period.length(interval)
+    except ValueError as exc:
+        raise InputError(source, field_, str(exc)) from None
