@@ -13,6 +13,7 @@ import decimal
 import json
 import math
 import sys
+from pathlib import Path
 
 from sim import __version__
 from sim.errors import InputError
@@ -57,13 +58,23 @@ def _emit(bills, fmt: str) -> None:
 
 
 def _cmd_price(args: argparse.Namespace) -> int:
-    from sim.pricing.pricing import price
+    from sim.pricing.pricing import price, price_entities
     from sim.pricing.usage import load_usage
 
-    usage = load_usage(args.usage)
+    usages = {}
+    for path in args.usage:
+        name = Path(path).stem
+        while name in usages:
+            name += "'"
+        usages[name] = load_usage(path)
     plans = _load_plans(args.plan)
-    bills = [price(usage, plan, addons, apply_minimum=not args.no_minimum)
-             for plan, addons in zip(plans, _addons_for(plans, args.addon), strict=True)]
+    if len(usages) == 1:
+        usage = next(iter(usages.values()))
+        bills = [price(usage, plan, addons, apply_minimum=not args.no_minimum)
+                 for plan, addons in zip(plans, _addons_for(plans, args.addon), strict=True)]
+    else:
+        bills = [price_entities(usages, plan, addons, apply_minimum=not args.no_minimum)
+                 for plan, addons in zip(plans, _addons_for(plans, args.addon), strict=True)]
     _emit(bills, args.format)
     return 0
 
@@ -235,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plans)
 
     p = sub.add_parser("price", help="price a usage file under one or more plans")
-    p.add_argument("usage", help="usage file (.json, .yaml)")
+    p.add_argument("usage", nargs="+", help="usage file (.json, .yaml); several: one bill over them (one account's "
+                   "apps or regions, combined by each metric's across_entities rule)")
     p.add_argument("--plan", action="append", required=True, help="shipped plan name or plan file (repeatable)")
     p.add_argument("--addon", action="append", default=[], help="optional add-on, e.g. sla_basic (repeatable)")
     p.add_argument("--format", choices=["table", "json"], default="table")

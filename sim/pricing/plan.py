@@ -93,19 +93,60 @@ class AtLeast(_Strict):
     reason: str = ""
 
 
-class Metric(_Strict):
-    """How one usage meter is aggregated over the period into a quantity."""
+class Each(_Strict):
+    """Bill each item of a distribution meter on its own, rounded up to whole steps (AWS IoT Core: a message is
+    metered in 5 KB increments, so 8 KB is 2 messages; a connection in whole minutes). The metric's quantity is the
+    number of steps: sum over items of max(minimum, ceil(value / step))."""
 
-    meter: str
-    aggregation: Literal["sum", "max", "latest", "avg", "daily_avg", "unique"]
+    step: Dec = Field(description="size of one step, in step_unit")
+    step_unit: str | None = Field(None, description="unit of step (default: the metric's meter_unit)")
+    minimum: int = Field(0, ge=0, description="steps an item counts at least (AWS: a 0-byte message is 1 message)")
+
+    @model_validator(mode="after")
+    def _positive(self) -> Each:
+        if self.step <= 0:
+            raise ValueError("step must be positive")
+        return self
+
+
+class Metric(_Strict):
+    """How one usage meter is aggregated over the period into a quantity (or, with ``sum_of``, how several
+    metrics' quantities add up into one that shares an allowance)."""
+
+    meter: str | None = None
+    aggregation: Literal["sum", "max", "latest", "avg", "daily_avg", "unique", "count"] | None = None
+    sum_of: list[str] | None = Field(None, description="a composite metric: the sum of these metrics' quantities")
     unit: str = "units"
     meter_unit: str | None = Field(None, description="unit of the meter's values, converted to `unit`")
+    each: Each | None = None
     round: Rounding | None = None
     at_least: AtLeast | None = None
+    across_entities: Literal["sum", "peak_of_sum", "max"] = Field(
+        "sum", description="one bill over several entities (apps, regions): add their quantities, take the peak "
+        "of their summed series, or the largest entity's")
     description: str = ""
 
     @model_validator(mode="after")
     def _units_convert(self) -> Metric:
+        if self.sum_of is not None:
+            stray = [k for k in ("meter", "aggregation", "meter_unit", "each") if getattr(self, k) is not None]
+            if stray:
+                raise ValueError(f"a sum_of metric adds other metrics' quantities; it takes no {stray[0]}")
+            if not self.sum_of:
+                raise ValueError("sum_of needs at least one metric")
+            return self
+        if self.meter is None or self.aggregation is None:
+            raise ValueError(f"a metric needs {'meter' if self.meter is None else 'aggregation'} (or sum_of)")
+        if self.each is not None:
+            if self.aggregation != "sum":
+                raise ValueError("each (items rounded one by one) goes with aggregation: sum")
+            su = self.each.step_unit or self.meter_unit
+            if self.each.step_unit is not None:
+                a, b = UNITS.get(self.each.step_unit), UNITS.get(self.meter_unit or "")
+                if a is None or b is None or a[0] != b[0]:
+                    raise ValueError(f"each.step_unit {su!r} needs a meter_unit of the same kind "
+                                     f"(convertible units: {', '.join(UNITS)})")
+            return self  # the quantity is a count of steps, in `unit` (messages, minutes): no conversion
         if self.meter_unit is not None and self.meter_unit != self.unit:
             a, b = UNITS.get(self.meter_unit), UNITS.get(self.unit)
             if a is None or b is None or a[0] != b[0]:
@@ -116,10 +157,19 @@ class Metric(_Strict):
 
     @property
     def factor(self) -> Decimal:
-        """Multiply a value in ``meter_unit`` by this to get ``unit``."""
-        if self.meter_unit is None or self.meter_unit == self.unit:
+        """Multiply a value in ``meter_unit`` by this to get ``unit`` (1 for ``each``: steps are counted)."""
+        if self.each is not None or self.meter_unit is None or self.meter_unit == self.unit:
             return Decimal(1)
         return UNITS[self.meter_unit][1] / UNITS[self.unit][1]
+
+    @property
+    def step(self) -> Decimal | None:
+        """``each.step`` in the meter's own unit (None without ``each``)."""
+        if self.each is None:
+            return None
+        if self.each.step_unit is None or self.each.step_unit == self.meter_unit:
+            return self.each.step
+        return self.each.step * UNITS[self.each.step_unit][1] / UNITS[self.meter_unit][1]
 
 
 class Tier(_Strict):
@@ -137,12 +187,25 @@ _MODEL_FIELDS: dict[str, set[str]] = {
 }
 
 
+class IncludedPer(_Strict):
+    """An allowance proportional to another metric: ``multiplier`` x its quantity (e.g. messages per MAU)."""
+
+    metric: str
+    multiplier: Dec
+
+
 class Charge(_Strict):
-    """A charge on one metric: included quantity first, then the charge model on the rest."""
+    """A charge on one metric: included quantity first, then the charge model on the rest.
+
+    ``cadence: daily`` rates each calendar day on its own: the metric's rounding, ``included_per_day`` and the
+    charge model apply to each day's quantity, and ``included`` is a monthly allowance used up day by day."""
 
     metric: str
     item: str | None = Field(None, description="bill line name; defaults to the metric's meter")
     included: Dec = Decimal(0)
+    included_per: IncludedPer | None = Field(None, description="added to `included`: multiplier x another metric")
+    cadence: Literal["period", "daily"] = "period"
+    included_per_day: Dec = Field(Decimal(0), description="with cadence daily: free quantity each day")
     model: ChargeModel
     unit_price: Dec | None = None
     package_size: Dec | None = None
@@ -163,6 +226,8 @@ class Charge(_Strict):
             raise ValueError("package_size must be positive")
         if self.tiers is not None:
             _check_tiers(self.tiers)
+        if self.included_per_day and self.cadence != "daily":
+            raise ValueError("included_per_day needs cadence: daily")
         return self
 
 
@@ -210,6 +275,37 @@ class AddOn(_Strict):
     description: str = ""
 
 
+class Fee(_Strict):
+    """A fixed or provisioned charge not read from a meter: ``quantity`` units (or a metric's quantity, e.g. hub
+    units sized to the traffic) at ``unit_price`` per ``per``: month (prorated when the plan says so), day or
+    hour of the period (provisioned capacity billed by the hour)."""
+
+    item: str
+    unit_price: Dec
+    per: Literal["month", "day", "hour"] = "month"
+    quantity: Dec | None = None
+    metric: str | None = Field(None, description="take the quantity from this metric (after its rounding)")
+    minimum_quantity: Dec = Field(Decimal(0), description="with metric: at least this many units")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_quantity(self) -> Fee:
+        if self.quantity is not None and self.metric is not None:
+            raise ValueError("give quantity or metric, not both")
+        return self
+
+
+class Discount(_Strict):
+    """A discount on some bill lines, e.g. an annual prepaid commitment's: ``fraction`` off the lines named in
+    ``applies_to`` (items; ``all``: every charge and fee line), shown as its own negative line."""
+
+    item: str
+    fraction: Annotated[Decimal, BeforeValidator(_decimal), Field(le=1)]
+    applies_to: list[str] | Literal["all"] = "all"
+    term: str = Field("", description="the commitment that earns it, e.g. 'annual, prepaid'")
+    description: str = ""
+
+
 class BillingTerms(_Strict):
     """When the invoice for a period is issued and due, and what happens if it is not paid (IoT seed)."""
 
@@ -226,10 +322,16 @@ class Plan(_Strict):
     description: str
     currency: str = "USD"
     source: str = Field("", description="where the rules come from")
+    platform: str = Field("", description="the platform the plan belongs to (`sim plans` groups by it)")
     base_fee: Dec = Decimal(0)
+    prorate: Literal["none", "daily"] = Field(
+        "none", description="daily: the base fee and monthly fees are prorated by the period's days over the days "
+        "of its month (a part month); none: charged in full for any period")
     minimum_commitment: Dec = Decimal(0)
     metrics: dict[str, Metric]
     charges: list[Charge] = []
+    fees: list[Fee] = []
+    discounts: list[Discount] = []
     limits: list[Limit] = []
     notifications: Notifications | None = None
     addons: dict[str, AddOn] = {}
@@ -243,11 +345,21 @@ class Plan(_Strict):
         known = ", ".join(self.metrics) or "(none)"
         refs: list[tuple[str, str]] = []
         for name, metric in self.metrics.items():
+            for part in metric.sum_of or ():
+                refs.append((f"metrics.{name}.sum_of", part))
+                if part in self.metrics and self.metrics[part].sum_of is not None:
+                    raise ValueError(f"metrics.{name}.sum_of: {part!r} is itself a sum_of metric")
             if metric.at_least:
                 refs.append((f"metrics.{name}.at_least.metric", metric.at_least.metric))
+                other = self.metrics.get(metric.at_least.metric)
+                if metric.sum_of is not None or (other is not None and other.sum_of is not None):
+                    raise ValueError(f"metrics.{name}.at_least: not with a sum_of metric (derive its parts)")
                 if self.metrics.get(metric.at_least.metric, metric).at_least is not None:
                     raise ValueError(f"metrics.{name}.at_least: the metric it refers to may not itself use at_least")
         refs += [(f"charges.{i}.metric", c.metric) for i, c in enumerate(self.charges)]
+        refs += [(f"charges.{i}.included_per.metric", c.included_per.metric) for i, c in enumerate(self.charges)
+                 if c.included_per is not None]
+        refs += [(f"fees.{i}.metric", f.metric) for i, f in enumerate(self.fees) if f.metric is not None]
         for i, lim in enumerate(self.limits):
             refs.append((f"limits.{i}.metric", lim.metric))
             if lim.max_fraction_of:
@@ -259,13 +371,24 @@ class Plan(_Strict):
         dupes = sorted({i for i in items if items.count(i) > 1})
         if dupes:
             raise ValueError(f"two charges bill the same item {dupes[0]!r}: give one of them an 'item' name")
+        fixed = [f.item for f in self.fees] + [d.item for d in self.discounts] + ["base", "minimum_commitment"]
+        clash = sorted(set(items) & set(fixed)) or sorted({i for i in fixed if fixed.count(i) > 1})
+        if clash:
+            raise ValueError(f"two bill lines would be named {clash[0]!r}: give them different items")
+        lines = set(items) | {f.item for f in self.fees} | {"base"}
+        for i, d in enumerate(self.discounts):
+            for target in ([] if d.applies_to == "all" else d.applies_to):
+                if target not in lines:
+                    raise ValueError(f"discounts.{i}.applies_to: unknown bill line {target!r}; lines: "
+                                     f"{', '.join(sorted(lines))}")
         return self
 
     def item_of(self, charge: Charge) -> str:
-        return charge.item or self.metrics[charge.metric].meter
+        metric = self.metrics[charge.metric]
+        return charge.item or metric.meter or charge.metric
 
     def meters(self) -> set[str]:
-        return {m.meter for m in self.metrics.values()}
+        return {m.meter for m in self.metrics.values() if m.meter is not None}
 
 
 def shipped_plans() -> dict[str, str]:

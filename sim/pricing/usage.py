@@ -79,7 +79,8 @@ class IdSeries:
 class Distribution:
     """Items by value: ``count[k]`` items of ``value[k]`` in interval ``at[k]`` (``interval`` None: the period).
 
-    ``at`` is None when ``interval`` is None. Entries need not be sorted or unique."""
+    ``at`` is None when ``interval`` is None. Entries need not be sorted or unique. Counts are whole in a
+    simulated run; a sampled run's estimate of the whole app (sim/sampling.py) scales them, so they may not be."""
 
     interval: Interval | None
     value: np.ndarray
@@ -320,10 +321,6 @@ def _items(raw: Any, interval: Interval | None, period: Period, source: str, fie
         at = at_f.astype(np.int64)
     if len(lengths) != 1:
         raise InputError(source, field_, f"{' and '.join(keys)} must have the same length")
-    bad = np.flatnonzero(count != np.floor(count))
-    if bad.size:
-        i = int(bad[0])
-        raise InputError(source, f"{field_}.count[{i}]", f"a count of items must be whole, got {_short(raw['count'][i])}")
     if float((value * count).sum()) > MAX_TOTAL:
         raise InputError(source, field_, f"the items add up to more than {MAX_TOTAL:g}, the largest quantity priced exactly")
     return Distribution(interval, value, count, at)
