@@ -20,11 +20,14 @@ from sim.errors import InputError
 
 
 def _cmd_plans(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
+    from sim.pricing.plan import plans_by_platform
 
-    from sim.pricing.plan import shipped_plans
-
-    print(tabulate(sorted(shipped_plans().items()), headers=["plan", "description"], tablefmt="plain"))
+    groups = plans_by_platform()
+    width = max((len(p.name) for plans in groups.values() for p in plans), default=0)
+    for i, (platform, plans) in enumerate(groups.items()):
+        print(("\n" if i else "") + f"{platform}:")
+        for p in plans:
+            print(f"  {p.name:<{width}}  {p.description}")
     return 0
 
 

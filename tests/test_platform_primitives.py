@@ -248,3 +248,18 @@ def test_entities_need_one_period():
 def test_bad_plans_say_which_field(metrics, charges, extra, msg):
     with pytest.raises(InputError, match=msg):
         plan(metrics, charges, **extra)
+
+
+# -- sim plans ---------------------------------------------------------------------------------------------------------
+def test_sim_plans_groups_shipped_plans_by_platform(capsys):
+    from sim.cli import main
+    from sim.pricing.plan import shipped_plan_objects
+
+    assert main(["plans"]) == 0
+    out = capsys.readouterr().out
+    plans = shipped_plan_objects()
+    assert all(p.platform for p in plans.values()), "every shipped plan names its platform"
+    for platform in {p.platform for p in plans.values()}:
+        block = out.split(f"{platform}:\n", 1)[1].split("\n\n", 1)[0]
+        assert sorted(line.split()[0] for line in block.splitlines()) == sorted(
+            n for n, p in plans.items() if p.platform == platform)

@@ -393,10 +393,20 @@ class Plan(_Strict):
 
 def shipped_plans() -> dict[str, str]:
     """Shipped plan names and their one-line descriptions."""
-    out = {}
-    for path in sorted(PLANS_DIR.glob("*.yaml")):
-        out[path.stem] = load_plan(path).description
-    return out
+    return {name: plan.description for name, plan in shipped_plan_objects().items()}
+
+
+def shipped_plan_objects() -> dict[str, Plan]:
+    """Every shipped plan by name."""
+    return {path.stem: load_plan(path) for path in sorted(PLANS_DIR.glob("*.yaml"))}
+
+
+def plans_by_platform() -> dict[str, list[Plan]]:
+    """Shipped plans grouped by their ``platform`` (``sim plans``), platforms and plans in name order."""
+    groups: dict[str, list[Plan]] = {}
+    for plan in shipped_plan_objects().values():
+        groups.setdefault(plan.platform or "(no platform)", []).append(plan)
+    return dict(sorted(groups.items()))
 
 
 def resolve_plan_path(name_or_path: str | Path) -> Path:
