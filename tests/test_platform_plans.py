@@ -1,0 +1,52 @@
+"""Shipped plans of other platforms against their own published worked examples (issue 12).
+
+Each example's figures are copied from the platform's page (cited in the plan file); the usage is the example's
+own counts, so the test checks our reading of the rules, line by line.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sim.pricing.plan import load_plan
+from sim.pricing.pricing import price
+from sim.pricing.usage import usage_from_dict
+
+NOV = {"start": "2026-11-01", "end": "2026-12-01"}
+
+
+def lines(bill) -> dict[str, Decimal]:
+    return {ln.item: ln.amount for ln in bill.lines}
+
+
+def test_ably_support_chat_example():
+    # ably.com/docs/platform/pricing/examples/support-chat: 250,000 conversations x 20 messages = 5,000,000 sent;
+    # x 2 (customer + echo to the agent) = 10,000,000 delivered; 15,000,000 x $2.50/M = $37.50. Customer and agent
+    # connections 250,000 x 20 min each = 10,000,000 min -> $10.00; channel minutes 250,000 x 20 = 5,000,000 -> $5.00.
+    # "Total cost: $52.50/month" (the example leaves out the $29 package fee).
+    usage = usage_from_dict({"period": NOV, "meters": {
+        "messages_in": 5_000_000, "messages_out": 10_000_000,
+        "connection_seconds": {"items": {"value": [20 * 60], "count": [500_000]}},
+        "channel_minutes": 5_000_000}})
+    bill = price(usage, load_plan("ably-standard"))
+    got = lines(bill)
+    assert (got["messages"], got["connection_minutes"], got["channel_minutes"]) == (
+        Decimal("37.50"), Decimal("10.00"), Decimal("5.00"))
+    assert bill.total - got["base"] == Decimal("52.50") and got["base"] == Decimal("29.00")
+
+
+def test_ably_realtime_dashboard_example_rounds_up_to_whole_millions():
+    # .../examples/realtime-dashboard: 100 patients x 6/min x 480 min x 22 days = 6,336,000 sent, x 5 coordinators =
+    # 31,680,000 delivered, 38,016,000 in all billed as "39,000,000 x $2.50/M" = $97.50; 105 users x 8 h x 22 days x
+    # 60 = 1,108,800 connection minutes billed as "2,000,000 mins x $1.00/M" = $2.00.
+    usage = usage_from_dict({"period": NOV, "meters": {
+        "messages_in": 6_336_000, "messages_out": 31_680_000,
+        "connection_seconds": {"items": {"value": [8 * 3600], "count": [105 * 22]}}}})
+    got = lines(price(usage, load_plan("ably-standard")))
+    assert got["messages"] == Decimal("97.50") and got["connection_minutes"] == Decimal("2.00")
+
+
+def test_ably_standard_limits_are_reported():
+    usage = usage_from_dict({"period": NOV, "meters": {"peak_ccu": 10_001, "peak_channels": 9_000}})
+    bill = price(usage, load_plan("ably-standard"))
+    assert [(v.metric, v.limit) for v in bill.violations] == [("peak_connections", 10_000)]
