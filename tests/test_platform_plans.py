@@ -50,3 +50,29 @@ def test_ably_standard_limits_are_reported():
     usage = usage_from_dict({"period": NOV, "meters": {"peak_ccu": 10_001, "peak_channels": 9_000}})
     bill = price(usage, load_plan("ably-standard"))
     assert [(v.metric, v.limit) for v in bill.violations] == [("peak_connections", 10_000)]
+
+
+def test_pubnub_counts_2kib_parts_and_each_delivery():
+    # P3: "a single API call to publish an 8 KB message will count as 4 transactions"; P4: one message published to
+    # 100 subscribers = 1 replicated + 100 edge transactions. 1,000 publishes of 8,192 B to 100 subscribers:
+    # 4,000 replicated x $0.000123 = $0.492 -> $0.49; 400,000 edge x $0.000033 = $13.20; persistence 0.5 GB x $8 = $4;
+    # total $17.69 < $49 prepay, topped up to $49.
+    usage = usage_from_dict({"period": NOV, "meters": {
+        "message_sizes_in": {"items": {"value": [8192], "count": [1000]}},
+        "message_sizes_out": {"items": {"value": [8192], "count": [100_000]}},
+        "stored_bytes": 0.5e9}})
+    bill = price(usage, load_plan("pubnub-transactions"))
+    got = lines(bill)
+    assert (got["replicated_transactions"], got["edge_transactions"], got["persistence"]) == (
+        Decimal("0.49"), Decimal("13.20"), Decimal("4.00"))
+    assert got["minimum_commitment"] == Decimal("31.31") and bill.total == Decimal("49.00")
+
+
+def test_pubnub_free_shares_one_million_transactions():
+    # 600,000 publishes of 100 B (1 part each) + 500,000 deliveries of 3,000 B (2 parts each) = 1,600,000 transactions
+    usage = usage_from_dict({"period": NOV, "meters": {
+        "message_sizes_in": {"items": {"value": [100], "count": [600_000]}},
+        "message_sizes_out": {"items": {"value": [3000], "count": [500_000]}}}})
+    bill = price(usage, load_plan("pubnub-free"))
+    assert bill.total == 0
+    assert [(v.metric, v.measured) for v in bill.violations] == [("transactions", 1_600_000)]
