@@ -76,3 +76,16 @@ def test_pubnub_free_shares_one_million_transactions():
     bill = price(usage, load_plan("pubnub-free"))
     assert bill.total == 0
     assert [(v.metric, v.measured) for v in bill.violations] == [("transactions", 1_600_000)]
+
+
+def test_firebase_storage_evaluated_daily_beyond_the_free_gigabyte():
+    # F1: "$5 for each GB/month, evaluated daily"; 1 GB no-cost. 15 days at 1 GB and 15 at 4 GB: average of the daily
+    # averages 2.5 GB; 1.5 GB x $5 = $7.50. 12 GB downloaded: over the no-cost 10 GB, reported (no published price).
+    usage = usage_from_dict({"period": NOV, "meters": {
+        "stored_bytes": {"interval": "1d", "values": [1e9] * 15 + [4e9] * 15}, "outbound_bytes": 12e9,
+        "peak_ccu": 150}})
+    blaze = price(usage, load_plan("firebase-rtdb-blaze"))
+    assert lines(blaze) == {"storage": Decimal("7.50")}
+    assert [v.metric for v in blaze.violations] == ["downloads"]
+    spark = price(usage, load_plan("firebase-rtdb-spark"))
+    assert spark.total == 0 and [v.metric for v in spark.violations] == ["storage", "downloads", "connections"]
