@@ -263,3 +263,14 @@ def test_sim_plans_groups_shipped_plans_by_platform(capsys):
         block = out.split(f"{platform}:\n", 1)[1].split("\n\n", 1)[0]
         assert sorted(line.split()[0] for line in block.splitlines()) == sorted(
             n for n, p in plans.items() if p.platform == platform)
+
+
+def test_spend_limit_caps_the_bill():
+    # $0.90/GB, 5 GB included, 300 GB -> $265.50 of charges; a $100 spend limit stops the service: -$165.50, total $100
+    p = plan({"gb": {"meter": "outbound_bytes", "aggregation": "sum", "meter_unit": "bytes", "unit": "GB"}},
+             [{"metric": "gb", "included": 5, "model": "per_unit", "unit_price": "0.90"}],
+             spend_limit={"amount": "100"})
+    b = price(usage({"outbound_bytes": 300e9}), p)
+    assert line(b, "spend_limit").amount == Decimal("-165.50") and b.total == Decimal("100.00")
+    under = price(usage({"outbound_bytes": 50e9}), p)
+    assert under.total == Decimal("40.50") and all(ln.item != "spend_limit" for ln in under.lines)

@@ -295,6 +295,16 @@ class Fee(_Strict):
         return self
 
 
+class SpendLimit(_Strict):
+    """A spend limit the account sets (EMQX Serverless, cloud budgets with a cap): when the period's charges reach
+    ``amount`` the service stops (``stop``) and nothing beyond is billed. The bill shows a line that brings the
+    charges back to the limit and notes when it was reached."""
+
+    amount: Dec
+    action: Literal["stop"] = "stop"
+    description: str = ""
+
+
 class Discount(_Strict):
     """A discount on some bill lines, e.g. an annual prepaid commitment's: ``fraction`` off the lines named in
     ``applies_to`` (items; ``all``: every charge and fee line), shown as its own negative line."""
@@ -332,6 +342,7 @@ class Plan(_Strict):
     charges: list[Charge] = []
     fees: list[Fee] = []
     discounts: list[Discount] = []
+    spend_limit: SpendLimit | None = None
     limits: list[Limit] = []
     notifications: Notifications | None = None
     addons: dict[str, AddOn] = {}

@@ -76,6 +76,12 @@ def _bill(plan: Plan, measured: dict[str, Measurement], usage: Usage, addons: tu
         lines.append(_fixed(name, addon.fee, addon.description or f"add-on {name}", f"add-on fee {addon.fee}"))
     lines += [_discount_line(d, lines) for d in plan.discounts]
     subtotal = sum((line.amount for line in lines), Decimal(0))
+    if plan.spend_limit is not None and subtotal > plan.spend_limit.amount:
+        cap = plan.spend_limit.amount
+        lines.append(_fixed("spend_limit", cap - subtotal, "spend limit reached: service stopped",
+                            f"charges {subtotal} passed the spend limit {cap}: the service stops there and usage "
+                            f"beyond it is not billed"))
+        subtotal = cap
     if apply_minimum and plan.minimum_commitment > subtotal:
         true_up = plan.minimum_commitment - subtotal
         lines.append(_fixed("minimum_commitment", true_up, "minimum commitment true-up",
