@@ -89,3 +89,29 @@ def test_firebase_storage_evaluated_daily_beyond_the_free_gigabyte():
     assert [v.metric for v in blaze.violations] == ["downloads"]
     spark = price(usage, load_plan("firebase-rtdb-spark"))
     assert spark.total == 0 and [v.metric for v in spark.violations] == ["storage", "downloads", "connections"]
+
+
+def test_emqx_session_fee_example():
+    # E1: "120 sessions for 10 hours, 20 sessions for 10 hours, and 0 sessions for 4 hours ... 120 * 60 * 10 + 20 * 60
+    # * 10 + 0 = 84,000, and the session fee is 0 if this falls within the free quota. If the free quota has run out,
+    # the session fee will be 84,000 / 1,000,000 * 2 = 0.168, rounded up to $ 0.17."
+    example = {"value": [10 * 3600, 10 * 3600], "count": [120, 20]}
+    plan = load_plan("emqx-serverless")
+    within = price(usage_from_dict({"period": NOV, "meters": {"connection_seconds": {"items": example}}}), plan)
+    assert lines(within)["session_minutes"] == 0
+    # the free million used by 1,000 connections of 1,000 minutes earlier in the month
+    spent = {"value": example["value"] + [1000 * 60], "count": example["count"] + [1000]}
+    after = price(usage_from_dict({"period": NOV, "meters": {"connection_seconds": {"items": spent}}}), plan)
+    assert lines(after)["session_minutes"] == Decimal("0.17")
+
+
+def test_emqx_rounds_each_connection_and_bills_binary_gigabytes():
+    # 1,000,000 connections of 61 s = 2,000,000 session minutes (not 1,016,667): 1,000,000 x $2/M = $2.00;
+    # traffic 3 x 1024^3 out + 1024^3 in = 4 GiB, 1 free, 3 x $0.15 = $0.45
+    usage = usage_from_dict({"period": NOV, "meters": {
+        "connection_seconds": {"items": {"value": [61], "count": [1_000_000]}},
+        "outbound_bytes": 3 * 1024**3, "inbound_bytes": 1024**3}})
+    got = lines(price(usage, load_plan("emqx-serverless")))
+    assert (got["session_minutes"], got["traffic"]) == (Decimal("2.00"), Decimal("0.45"))
+    free = price(usage, load_plan("emqx-serverless-free"))
+    assert free.total == 0 and lines(free)["spend_limit"] == Decimal("-2.45")
