@@ -228,6 +228,15 @@ class ProbeEnforcer(Enforcer):
     def observe_message(self, *a, **k):
         self._all("observe_message", *a, **k)
 
+    def quota_admit(self, *a, **k):
+        self._all("quota_admit", *a, **k)
+        return None
+
+    def message_cap(self, t_ms):
+        """No cap (the members only watch): also tells the events engine that ``admit_messages`` need not be asked
+        message by message (the members see each message through ``observe_message`` and ``quota_admit``)."""
+        return None
+
     def _all(self, hook: str, *args, **kwargs) -> None:
         for member in self.members:
             getattr(member, hook)(*args, **kwargs)
@@ -269,10 +278,13 @@ def mobile_enforcer(plan, scenario, dry_run: bool, until_binding: bool = False):
     from sim.sampling import mobile_sample
     from sim.world.plan_enforcer import PlanEnforcer
 
-    # a sampled world is shown the whole app's usage (sim.sampling.Scaled); per-second rates are not enforced on it
-    sampled = mobile_sample(scenario) is not None
+    # a sampled world is shown the whole app's usage (sim.sampling.Scaled); per-second rates are not enforced on it,
+    # and a daily quota (a sum over the day) is the sample's share of the app's
+    sample = mobile_sample(scenario)
     return PlanEnforcer.from_plan(plan, users=scenario.population.users, dry_run=dry_run,
-                                  rate_scale=None if sampled else 1.0, until_binding=until_binding)
+                                  rate_scale=None if sample is not None else 1.0,
+                                  quota_scale=None if sample is None else sample.sample / sample.population,
+                                  until_binding=until_binding)
 
 
 def iot_enforcer(plan, scenario, dry_run: bool):
@@ -303,6 +315,8 @@ def _flat_enforcement(usage: dict, bill: Bill) -> dict:
                 out[section][reason] = out[section].get(reason, 0) + int(n)
     out["notifications"] = [n.to_dict() for n in bill.notifications]
     out["throttled_from"] = raw.get("throttled_from")
+    if raw.get("quota_days"):
+        out["quota_days"] = list(raw["quota_days"])   # the UTC days a daily quota was reached (rejected: daily_quota)
     out["details"] = details
     return out
 

@@ -159,6 +159,10 @@ def enforcement_lines(enf: dict, most: int = 3) -> list[str]:
         lines.append(f"notification: {n['meter']} at {n['threshold']:.0%} of its {n['of']} on {n['at'] or 'unknown time'}")
     if enf.get("throttled_from"):
         lines.append(f"throttled from {enf['throttled_from']}")
+    days = enf.get("quota_days") or (enf.get("details", {}).get("mobile", {}).get("quota_days"))
+    if days:
+        shown = ", ".join(f"{d['day']} at {d['reached_at'] or '?'} ({d['rejected']:,} refused)" for d in days[:most])
+        lines.append(f"daily quota reached on {len(days):,} UTC days: {shown}" + (" ..." if len(days) > most else ""))
     return lines
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.world.enforcer import Admission, Enforcer
+from sim.world.enforcer import Admission, Enforcer, admit_with_sizes
 
 MINUTE_MS = 60_000
 #: Sections of an enforcement report that count things by reason (summed over months).
@@ -65,6 +65,12 @@ class Monthly(Enforcer):
         minutes = int((self.offsets_ms[m + 1] - self.offsets_ms[m]) // MINUTE_MS)
         e = self.make(self.key, self.bounds[m], minutes)
         e.begin(self.bounds[m], minutes)
+        # a daily quota counts per UTC day, not per billing month: the day a month starts on (a zone other than
+        # UTC), or a switch, continues with what the platform has counted so far that day
+        prev = self.inner[m][-1] if self.inner[m] else next((es[-1] for es in reversed(self.inner[:m]) if es), None)
+        carry = getattr(e, "carry_quota", None)
+        if prev is not None and callable(carry):
+            carry(prev)
         self.inner[m].append(e)
         if self.throttled_from_ms is not None:
             _throttle(e, max(0, self.throttled_from_ms - int(self.offsets_ms[m])))
@@ -99,12 +105,12 @@ class Monthly(Enforcer):
     def begin(self, start: datetime, minutes: int) -> None:
         pass  # each month begins at its first call
 
-    def admit_messages(self, t_ms, sender, fanout):
+    def admit_messages(self, t_ms, sender, fanout, sizes=None):
         if len(t_ms) == 0:
             return None
         m = self._month = self.month_of(int(t_ms[0]))
         off = self._off(m)
-        res = self.current(m).admit_messages(np.asarray(t_ms) - off, sender, fanout)
+        res = admit_with_sizes(self.current(m), np.asarray(t_ms) - off, sender, fanout, sizes)
         if isinstance(res, Admission):
             return Admission(res.keep, np.asarray(res.t) + off, res.reason, res.attempt_msg,
                              np.asarray(res.attempt_t) + off)
@@ -140,6 +146,10 @@ class Monthly(Enforcer):
     def observe_message(self, t_ms: int, copies: int) -> None:
         m = self.month_of(t_ms)
         self.current(m).observe_message(t_ms - self._off(m), copies)
+
+    def quota_admit(self, t_ms: int, size: int, copies: int) -> str | None:
+        m = self.month_of(t_ms)
+        return self.current(m).quota_admit(t_ms - self._off(m), size, copies)
 
     @property
     def dry_run(self) -> bool:
@@ -229,7 +239,28 @@ def _merged(reports: list[dict], once: bool = False) -> dict:
     firsts = [r.get("throttled_from") for r in reports if r.get("throttled_from")]
     out["throttled_from"] = min(firsts) if firsts else None
     out["unsupported"] = sorted({u for r in reports for u in r.get("unsupported", [])})
+    if any("quota_days" in r for r in reports):
+        out["quota_days"] = merged_quota_days([r.get("quota_days") or [] for r in reports])
     return out
+
+
+def merged_quota_days(lists: list[list[dict]]) -> list[dict]:
+    """Daily-quota rows of several enforcers, one per UTC day: a day two enforcers share (the day a month starts
+    on, outside UTC, or a switch) continued counting (sim/world/plan_enforcer.py ``carry_quota``), so its units
+    used are the later count, its limit the one in force last, its refusals summed, reached at the first time."""
+    by_day: dict[str, dict] = {}
+    for rows in lists:
+        for row in rows:
+            cur = by_day.get(row["day"])
+            if cur is None:
+                by_day[row["day"]] = dict(row)
+                continue
+            cur["used"] = max(cur["used"], row["used"])
+            cur["limit"] = row["limit"]
+            cur["rejected"] = cur["rejected"] + row["rejected"]
+            ats = [a for a in (cur.get("reached_at"), row.get("reached_at")) if a]
+            cur["reached_at"] = min(ats) if ats else None
+    return [by_day[d] for d in sorted(by_day)]
 
 
 def _iso(t0: datetime, ms: int) -> str:

@@ -14,6 +14,20 @@ Each restriction is one row of a seed's table:
 * ``limit`` -- the number (bytes for storage and traffic, a count otherwise), or ``limit_per_mau``
   for a limit proportional to the application's size (the messaging seed's rate limit);
 * ``action`` -- what the platform does when it is exceeded, with ``duration`` for suspensions.
+
+A **daily message quota** (``measure: messages_per_day``, ``action: reject``; Azure IoT Hub's daily
+messages per unit, Pusher Channels' daily message limit) counts *units* per **UTC day**: the count
+resets at 00:00 UTC whatever the period's time zone (``simulation.tz``), as those platforms reset it.
+Past the limit the platform refuses every further message of that UTC day. Two optional fields say
+what a message uses:
+
+* ``counts`` -- ``originated`` (the default): each message the app's clients send; or
+  ``originated_and_delivered``: also each copy the platform delivers (Pusher counts a published
+  message and each delivery), so a message uses ``1 + fan-out`` times its size units;
+* ``unit_bytes`` -- a message of ``s`` payload bytes uses ``ceil(s / unit_bytes)`` units, at least 1
+  (Azure counts 4 KB chunks: ``unit_bytes: 4096``); without it each message is 1 unit.
+
+``limit_per_mau`` works for it too (a per-user daily allowance). sim/world/plan_enforcer.py enforces it.
 """
 
 from __future__ import annotations
@@ -37,6 +51,7 @@ Measure = Literal[
     "retained_bytes",
     "log_retention_days",
     "inactive_days",
+    "messages_per_day",              # a daily message quota, per UTC day (reset at 00:00 UTC)
 ]
 Action = Literal[
     "suspend",                       # close every connection of the scope and reject new ones for `duration`
@@ -66,6 +81,12 @@ class Restriction(BaseModel):
         None, ge=0, description="with limit_per_mau: the limit is at least this (a small app's floor)")
     action: Action
     duration: str | None = Field(None, description="how long a suspension lasts, e.g. 1min")
+    counts: Literal["originated", "originated_and_delivered"] | None = Field(
+        None, description="messages_per_day: what uses the quota -- each message sent (originated, the default), or "
+        "also each copy delivered (originated_and_delivered: 1 + fan-out per message)")
+    unit_bytes: int | None = Field(
+        None, description="messages_per_day: a message of s payload bytes uses ceil(s / unit_bytes) units (at least 1); "
+        "default 1 unit per message")
     description: str = ""
 
     @model_validator(mode="after")
@@ -74,6 +95,15 @@ class Restriction(BaseModel):
             raise ValueError("give exactly one of limit or limit_per_mau")
         if self.limit_min is not None and self.limit_per_mau is None:
             raise ValueError("limit_min goes with limit_per_mau")
+        if self.measure == "messages_per_day":
+            if self.action != "reject":
+                raise ValueError(f"action: a daily message quota (messages_per_day) rejects, got {self.action!r}")
+        else:
+            for fld in ("counts", "unit_bytes"):
+                if getattr(self, fld) is not None:
+                    raise ValueError(f"{fld} goes with measure messages_per_day, not {self.measure}")
+        if self.unit_bytes is not None and (isinstance(self.unit_bytes, bool) or self.unit_bytes <= 0):
+            raise ValueError(f"unit_bytes must be a positive whole number of bytes, got {self.unit_bytes!r}")
         if self.action == "suspend" and not self.duration:
             raise ValueError("a suspension needs a duration (e.g. 1min)")
         if self.duration is not None:
@@ -89,6 +119,11 @@ class Restriction(BaseModel):
         from sim.pricing.period import Interval
 
         return Interval.parse(self.duration).seconds if self.duration else 0
+
+    @property
+    def counts_delivered(self) -> bool:
+        """messages_per_day: each delivered copy uses the quota too (``counts: originated_and_delivered``)."""
+        return self.counts == "originated_and_delivered"
 
     def resolved_limit(self, users: int) -> float:
         """The limit as a number, for an application of ``users`` registered users."""

@@ -6,10 +6,13 @@ what happens next (rejected messages, reconnect storms after a suspension, disca
 cannot be applied to the usage afterwards. The world therefore consults an :class:`Enforcer` once per
 simulated day, at three points of its pipeline, *before* outcomes are decided:
 
-1. :meth:`admit_messages` - after the day's messages are generated (time-sorted view given), before
-   fan-out: return a mask of accepted originated messages (rate limits per second/minute), or an
-   :class:`Admission` when clients retry (accepted messages may then go through later, and every
-   refused attempt is listed so that the world can charge its bytes).
+1. :meth:`admit_messages` - after the day's messages are generated (time-sorted view given, with their
+   payload ``sizes``), before fan-out: return a mask of accepted originated messages (rate limits per
+   second/minute, a daily quota), or an :class:`Admission` when clients retry (accepted messages may
+   then go through later, and every refused attempt is listed so that the world can charge its bytes).
+   ``sizes`` is a keyword an enforcer may leave out of its signature: the world's wrappers
+   (:class:`Shifted`, sim/months/enforcer.py) pass it only to an ``admit_messages`` that takes it
+   (:func:`admit_with_sizes`), so enforcers written before it keep working.
 2. :meth:`suspensions` - after connection timelines are built: return ``[a, b)`` windows (ms from the
    period start) during which all connections are closed by the server and new ones rejected; the
    world cuts every connection at ``a`` and makes clients that still want to be online reconnect at
@@ -23,6 +26,10 @@ day with a callable returning the usage meters known so far (per-minute arrays: 
 and throttling watch), :meth:`note_rejected` for rejections the world decides itself (senders cut by
 a suspension), and :meth:`finish` with the final usage meters.
 
+The events engine (sim/world/events) meets the same limits one event at a time: ``message_cap``,
+``retry_policy``, ``note_refusal``, ``observe_message`` (dry runs) and ``quota_admit`` (a daily quota,
+asked for each message the per-second cap lets through).
+
 The default does nothing. Subclasses keep their own state (e.g. a token bucket) and can record what
 they did in :attr:`report`, which the world adds to the usage document's ``enforcement`` section.
 Enforcers must not draw from the world's random streams: with limits that never bind, a run with an
@@ -31,14 +38,41 @@ enforcer is bit-identical to the run without one.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
-#: Reasons a message is rejected (index = :attr:`Admission.reason` code - 1).
-REJECT_REASONS = ("message_rate", "throttled", "suspended", "enforcer")
+#: Reasons a message is rejected (index = :attr:`Admission.reason` code - 1). New reasons go at the end, so that
+#: the codes of the others keep their values.
+REJECT_REASONS = ("message_rate", "throttled", "suspended", "enforcer", "daily_quota")
+
+
+def takes_sizes(fn: Callable) -> bool:
+    """Whether an ``admit_messages`` (bound or not) accepts the ``sizes`` keyword (named, or ``**kwargs``)."""
+    key = getattr(fn, "__func__", fn)
+    hit = _TAKES_SIZES.get(key)
+    if hit is None:
+        try:
+            params = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):
+            params = ()
+        hit = _TAKES_SIZES[key] = any(p.name == "sizes" or p.kind is p.VAR_KEYWORD for p in params)
+    return hit
+
+
+_TAKES_SIZES: dict = {}
+
+
+def admit_with_sizes(enforcer: Enforcer, t_ms, sender, fanout, sizes=None):
+    """``enforcer.admit_messages``, given ``sizes`` if it takes them (an enforcer written before the keyword
+    existed is called as it was)."""
+    fn = enforcer.admit_messages
+    if sizes is not None and takes_sizes(fn):
+        return fn(t_ms, sender, fanout, sizes=sizes)
+    return fn(t_ms, sender, fanout)
 
 
 @dataclass
@@ -61,9 +95,10 @@ class Enforcer:
     def begin(self, start: datetime, minutes: int) -> None:
         """The run's period: starts at ``start`` and lasts ``minutes`` minutes."""
 
-    def admit_messages(self, t_ms: np.ndarray, sender: np.ndarray,
-                       fanout: np.ndarray) -> np.ndarray | Admission | None:
-        """Mask of accepted originated messages (``None`` = all). Arrays are sorted by time."""
+    def admit_messages(self, t_ms: np.ndarray, sender: np.ndarray, fanout: np.ndarray,
+                       sizes: np.ndarray | None = None) -> np.ndarray | Admission | None:
+        """Mask of accepted originated messages (``None`` = all). Arrays are sorted by time; ``sizes``: their
+        payload bytes (None when the caller does not know them)."""
         return None
 
     def suspensions(self, day_start_ms: int, day_end_ms: int, messages_per_minute: np.ndarray,
@@ -99,6 +134,14 @@ class Enforcer:
     def observe_message(self, t_ms: int, copies: int) -> None:
         """A dry run, one event at a time: a message was accepted at ``t_ms``; record what the limits
         would have done to it (the world admits everything)."""
+
+    def quota_admit(self, t_ms: int, size: int, copies: int) -> str | None:
+        """A message of ``size`` payload bytes and ``copies`` recipient copies got past the per-second cap at
+        ``t_ms``: ``None`` if a quota admits it, else the reason it is rejected (one of :data:`REJECT_REASONS`;
+        the enforcer has recorded the rejection, the world charges the refused attempt; no retry). What
+        :meth:`admit_messages` decides for a day's accepted messages in time order. In a dry run the world
+        asks too (the enforcer records what it would refuse) and admits the message whatever the answer."""
+        return None
 
     def day_end(self, day_end_ms: int, usage_so_far: Callable[..., dict[str, np.ndarray]]) -> None:
         """A day is done; ``usage_so_far()`` gives per-minute meters (outbound_bytes, turn_bytes,
@@ -136,8 +179,8 @@ class Shifted(Enforcer):
     def begin(self, start: datetime, minutes: int) -> None:
         self.inner.begin(start, minutes)
 
-    def admit_messages(self, t_ms, sender, fanout):
-        res = self.inner.admit_messages(t_ms - self.offset, sender, fanout)
+    def admit_messages(self, t_ms, sender, fanout, sizes=None):
+        res = admit_with_sizes(self.inner, t_ms - self.offset, sender, fanout, sizes)
         if isinstance(res, Admission):
             return Admission(res.keep, np.asarray(res.t) + self.offset, res.reason, res.attempt_msg,
                              np.asarray(res.attempt_t) + self.offset)
@@ -165,6 +208,9 @@ class Shifted(Enforcer):
 
     def observe_message(self, t_ms: int, copies: int) -> None:
         self.inner.observe_message(t_ms - self.offset, copies)
+
+    def quota_admit(self, t_ms: int, size: int, copies: int) -> str | None:
+        return self.inner.quota_admit(t_ms - self.offset, size, copies)
 
     @property
     def dry_run(self) -> bool:

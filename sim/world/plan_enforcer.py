@@ -23,6 +23,18 @@ and the free limits / notification thresholds as plain numbers); it knows no pri
   not yet final can only gain usage later, so runtime crossing times are never earlier than the final
   ones): throttling starts at ``max(exceeded, last notification + grace)``, but not before the
   midnight at which that became known.
+* **Daily message quota** (``measure: messages_per_day``, ``action: reject``; Azure IoT Hub, Pusher
+  Channels): each UTC day (00:00 UTC to 00:00 UTC, whatever the period's time zone) at most ``limit``
+  units are accepted; a message uses ``ceil(size / unit_bytes)`` units (at least 1; 1 without
+  ``unit_bytes``), times ``1 + fan-out`` with ``counts: originated_and_delivered``. It is applied after
+  the rate limit and throttling, in time order over the messages they accepted (at their accepted
+  times): a message whose units would take the day's used units past the limit is rejected (reason
+  ``daily_quota``), refused once (its upload and the error reply are charged as a refused attempt)
+  and not retried (a retry the same UTC day would be refused too); from then on the day's quota is
+  exhausted and every later message of that UTC day is rejected, however small. ``limit_per_mau``
+  gives a per-user allowance. The events engine asks the same rule message by message
+  (:meth:`quota_admit`, with the same counters). Without ``sizes`` (an old caller) every message is
+  one size unit.
 * ``dry_run=True``: admits everything and records in :attr:`report` what it would have done on this
   traffic (rejections by reason, the throttling start), so that an unrestricted probe shows which
   plans bind (:attr:`binds`) and only those need a restricted re-run.
@@ -37,7 +49,15 @@ Report (plain JSON; the usage document's ``enforcement`` section)::
      "rejected": {reason: copies}, "rejected_messages": {reason: originated messages},
      "refused_attempts": {reason: attempts}, "discarded": {reason: copies},
      "notifications": [{"meter", "threshold", "at"}], "throttled_from": iso or null,
-     "unsupported": [restriction names this world does not enforce]}
+     "unsupported": [restriction names this world does not enforce],
+     "quota_days": [{"day": "YYYY-MM-DD", "used": units, "limit": L, "reached_at": iso or null,
+                     "rejected": messages}]}   # with a daily quota: the UTC days on which it was reached
+
+``quota_days``: ``used`` is the units the day's accepted messages used, ``reached_at`` the first instant
+the quota was full (the message that used its last unit, or the first one refused), ``rejected`` the
+messages refused that day. Rejections are also under ``rejected`` / ``rejected_messages`` /
+``refused_attempts`` with reason ``daily_quota``. A sampled run (sim/sampling.py) simulates a share of the
+users, so its quota is that share of the app's (``quota_scale``); the report shows the share's numbers.
 """
 
 from __future__ import annotations
@@ -60,6 +80,47 @@ SECOND_MS = 1000
 MINUTE_S = 60
 _MESSAGE_RATE = REJECT_REASONS.index("message_rate") + 1
 _THROTTLED = REJECT_REASONS.index("throttled") + 1
+_DAILY_QUOTA = REJECT_REASONS.index("daily_quota") + 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class DailyQuota:
+    """A daily message quota: ``limit`` units per UTC day (already scaled to the simulated share of users)."""
+
+    name: str
+    limit: float
+    unit_bytes: int | None = None
+    delivered: bool = False   # counts: originated_and_delivered (1 + fan-out per message)
+
+    def units(self, sizes: np.ndarray | None, fanout: np.ndarray) -> np.ndarray:
+        """Units each message uses (int64)."""
+        fan = np.asarray(fanout, dtype=np.int64)
+        if self.unit_bytes is None or sizes is None:
+            u = np.ones(fan.size, dtype=np.int64)
+        else:
+            u = np.maximum(1, -(-np.asarray(sizes, dtype=np.int64) // self.unit_bytes))
+        return u * (1 + fan) if self.delivered else u
+
+    def unit(self, size: int, copies: int) -> int:
+        """Units one message uses (the same rule, one event at a time)."""
+        u = 1 if self.unit_bytes is None else max(1, -(-int(size) // self.unit_bytes))
+        return u * (1 + int(copies)) if self.delivered else u
+
+
+class _QuotaDay:
+    """What the platform has counted on one UTC day: units used per quota, whether the quota is exhausted, the
+    instant it was reached (UTC ms since the epoch), the messages refused, and the day's report row."""
+
+    __slots__ = ("used", "exhausted", "reached", "which", "rejected", "row")
+
+    def __init__(self, n: int) -> None:
+        self.used = [0] * n
+        self.exhausted = False
+        self.reached: int | None = None
+        self.which = 0
+        self.rejected = 0
+        self.row: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -97,10 +158,10 @@ class PlanEnforcer(Enforcer):
                  throttle_grace_s: int | None = None, throttle_rate: float | None = None,
                  unsupported: tuple[str, ...] = (), dry_run: bool = False, retries: int = 3,
                  backoff_s: float = 1.0, start: datetime | None = None, minutes: int | None = None,
-                 until_binding: bool = False) -> None:
+                 until_binding: bool = False, quotas: tuple[DailyQuota, ...] = ()) -> None:
         """``until_binding`` (dry runs): stop counting once the limits are known to bind -- for a caller that
         only asks :attr:`binds` (a fleet's free plans: sim/comparison.py ``run_plans(own_runs="priced")``);
-        the report's counts then stop at that point."""
+        the report's counts then stop at that point. ``quotas``: daily message quotas (:class:`DailyQuota`)."""
         super().__init__()
         self.name = name
         self.until_binding = bool(until_binding and dry_run)
@@ -113,6 +174,9 @@ class PlanEnforcer(Enforcer):
         self.dry_run = dry_run
         self.retries = int(retries)
         self.backoff_ms = int(round(backoff_s * 1000))
+        self.quotas = tuple(quotas)
+        self._quota_days: dict[int, _QuotaDay] = {}   # UTC day number (days since 1970-01-01) -> its counters
+        self._utc0, self._utc0_of = 0, None              # the period start in UTC ms since the epoch, and of which start
         self.start = start
         self.minutes = minutes
         self.throttled_from_ms: int | None = None
@@ -123,11 +187,13 @@ class PlanEnforcer(Enforcer):
             "refused_attempts": {}, "discarded": {}, "notifications": [], "throttled_from": None,
             "unsupported": list(unsupported),
         }
+        if self.quotas:
+            self.report["quota_days"] = []
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
     def from_plan(cls, plan, users: int, book=None, dry_run: bool = False, rate_scale: float | None = 1.0,
-                  **kw) -> PlanEnforcer:
+                  quota_scale: float | None = None, **kw) -> PlanEnforcer:
         """The runtime parts of ``plan`` (a :class:`sim.pricing.plan.Plan`) for an app of ``users`` registered users.
 
         ``rate_scale``: the world simulates that share of the app's users, so it gets that share of the app's
@@ -135,10 +201,15 @@ class PlanEnforcer(Enforcer):
         per-second bursts are far larger, relative to its mean, than the whole app's, so a scaled cap would
         reject what the app never would).
 
+        ``quota_scale``: the share of the app's users the world simulates, for daily quotas (a sum over a day: a
+        sample gets its share of it, sampled or not); default ``rate_scale``. A daily quota is listed as
+        unsupported when neither is known (``rate_scale`` None and no ``quota_scale``).
+
         ``book`` (a :class:`sim.meters.MeterBook`), if given, fixes the period now; otherwise the world
         tells the enforcer when the run begins. ``kw``: ``retries``, ``backoff_s``.
         """
-        rate, unsupported = None, []
+        rate, unsupported, quotas = None, [], []
+        share = rate_scale if quota_scale is None else quota_scale
         for name, r in plan.restrictions.items():
             if r.measure == "messages_per_second" and r.action in ("reject", "throttle") \
                     and r.scope in ("app", "account", "platform"):
@@ -147,6 +218,11 @@ class PlanEnforcer(Enforcer):
                     continue
                 limit = r.resolved_limit(users) * rate_scale
                 rate = limit if rate is None else min(rate, limit)
+            elif r.measure == "messages_per_day" and r.action == "reject" and r.scope in ("app", "account", "platform"):
+                if share is None:
+                    unsupported.append(name)
+                    continue
+                quotas.append(DailyQuota(name, r.resolved_limit(users) * float(share), r.unit_bytes, r.counts_delivered))
             else:
                 unsupported.append(name)
 
@@ -173,7 +249,7 @@ class PlanEnforcer(Enforcer):
                    free_limits=limits or included, throttle_grace_s=grace, throttle_rate=trate,
                    unsupported=tuple(unsupported), dry_run=dry_run,
                    start=book.start if book is not None else None,
-                   minutes=book.minutes if book is not None else None, **kw)
+                   minutes=book.minutes if book is not None else None, quotas=tuple(quotas), **kw)
 
     @property
     def binds(self) -> bool:
@@ -196,26 +272,177 @@ class PlanEnforcer(Enforcer):
         self.report["throttled_from"] = None if t_ms is None else self._iso(self.throttled_from_ms / 1000)
 
     # -- admission ---------------------------------------------------------------------------------
-    def admit_messages(self, t_ms, sender, fanout):
-        if len(t_ms) == 0 or (self.rate_cap is None and self.throttled_from_ms is None):
+    def admit_messages(self, t_ms, sender, fanout, sizes=None):
+        rate = self.rate_cap is not None or self.throttled_from_ms is not None
+        if len(t_ms) == 0 or not (rate or self.quotas):
             return None
         if self.until_binding and self.binds:
             return None
-        cs = int(t_ms[0]) // DAY_MS * DAY_MS
-        adm = self._limit(np.asarray(t_ms, dtype=np.int64), cs, cs + DAY_MS)
-        if adm is None:
-            return None
+        t = np.asarray(t_ms, dtype=np.int64)
         fan = np.asarray(fanout, dtype=np.int64)
-        for code, reason in enumerate(REJECT_REASONS, start=1):
-            sel = adm.reason == code
-            if sel.any():
-                self._add("rejected_messages", reason, int(sel.sum()))
-                self._add("rejected", reason, int(fan[sel].sum()))
-        if adm.attempt_msg.size:
-            thr = self._throttled(adm.attempt_t)
-            self._add("refused_attempts", "throttled", int(thr.sum()))
-            self._add("refused_attempts", "message_rate", int((~thr).sum()))
+        adm = None
+        if rate:
+            cs = int(t[0]) // DAY_MS * DAY_MS
+            adm = self._limit(t, cs, cs + DAY_MS)
+        if adm is not None:
+            for code, reason in enumerate(REJECT_REASONS, start=1):
+                sel = adm.reason == code
+                if sel.any():
+                    self._add("rejected_messages", reason, int(sel.sum()))
+                    self._add("rejected", reason, int(fan[sel].sum()))
+            if adm.attempt_msg.size:
+                thr = self._throttled(adm.attempt_t)
+                self._add("refused_attempts", "throttled", int(thr.sum()))
+                self._add("refused_attempts", "message_rate", int((~thr).sum()))
+        if self.quotas:
+            adm = self._quota(t, fan, sizes, adm)
         return None if self.dry_run else adm
+
+    # -- the daily quota ---------------------------------------------------------------------------
+    def _utc_ms(self, t_ms):
+        """ms from the period start -> UTC ms since the epoch (the period start unknown: it is the epoch)."""
+        start = self.start
+        if start is not self._utc0_of:
+            aware = start if start is None or start.tzinfo is not None else start.replace(tzinfo=UTC)
+            self._utc0 = 0 if aware is None else round((aware - _EPOCH).total_seconds() * 1000)
+            self._utc0_of = start
+        return t_ms + self._utc0
+
+    def _day(self, key: int) -> _QuotaDay:
+        st = self._quota_days.get(key)
+        if st is None:
+            st = self._quota_days[key] = _QuotaDay(len(self.quotas))
+        return st
+
+    def _quota(self, t: np.ndarray, fan: np.ndarray, sizes, adm: Admission | None) -> Admission | None:
+        """The daily quota over the messages the rate limit accepted, in order of their accepted times (then index)."""
+        n = t.size
+        if adm is None:
+            keep, when, order = np.ones(n, dtype=bool), t, np.arange(n)
+        else:
+            keep, when = np.asarray(adm.keep, dtype=bool), np.asarray(adm.t, dtype=np.int64)
+            idx = np.flatnonzero(keep)
+            order = idx[np.lexsort((idx, when[idx]))]
+        if order.size == 0:
+            return adm
+        units = [q.units(sizes, fan)[order] for q in self.quotas]
+        at = self._utc_ms(when[order])
+        day = at // DAY_MS
+        cuts = np.flatnonzero(np.diff(day)) + 1
+        refuse = np.zeros(order.size, dtype=bool)
+        for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, order.size].tolist(), strict=True):
+            st = self._day(int(day[a]))
+            first = b
+            if st.exhausted:
+                first = a
+            else:
+                # used units only grow (every message uses at least one): the first message past a limit is
+                # refused, and the quota being exhausted from then on, so is every later one of the day
+                cums = [st.used[k] + np.cumsum(u[a:b]) for k, u in enumerate(units)]
+                over = [a + int(np.searchsorted(cum, q.limit, side="right")) for q, cum in zip(self.quotas, cums,
+                                                                                              strict=True)]
+                full = [a + int(np.searchsorted(cum, q.limit, side="left")) for q, cum in zip(self.quotas, cums,
+                                                                                             strict=True)]
+                first = min(over)
+                # reached: by an accepted message using the last unit, or at the first refusal (message order)
+                cand = [(f, k) for k, f in enumerate(full) if f < first]
+                if first < b:
+                    cand.append((first, over.index(first)))
+                if cand and st.reached is None:
+                    i, st.which = min(cand)
+                    st.reached = int(at[i])
+                if first > a:
+                    for k, cum in enumerate(cums):
+                        st.used[k] = int(cum[first - a - 1])
+                st.exhausted = first < b
+            if first < b:
+                refuse[first:b] = True
+                st.rejected += b - first
+            self._quota_row(int(day[a]), st)
+        rej = order[refuse]
+        if rej.size == 0:
+            return adm
+        copies = int(fan[rej].sum())
+        self._add("rejected_messages", "daily_quota", int(rej.size))
+        self._add("rejected", "daily_quota", copies)
+        self._add("refused_attempts", "daily_quota", int(rej.size))
+        keep = keep.copy()
+        keep[rej] = False
+        if adm is None:
+            reason = np.zeros(n, dtype=np.int8)
+            att_msg, att_t = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        else:
+            reason = np.asarray(adm.reason, dtype=np.int8).copy()
+            att_msg, att_t = np.asarray(adm.attempt_msg, dtype=np.int64), np.asarray(adm.attempt_t, dtype=np.int64)
+        reason[rej] = _DAILY_QUOTA
+        return Admission(keep, when.copy(), reason, np.concatenate([att_msg, rej.astype(np.int64)]),
+                         np.concatenate([att_t, when[rej]]))
+
+    def quota_admit(self, t_ms: int, size: int, copies: int) -> str | None:
+        """One message past the per-second cap at ``t_ms`` (the events engine): the rule of :meth:`_quota`, on the
+        same counters. A dry run records a refusal and still answers None (the world admits everything)."""
+        if not self.quotas or (self.until_binding and self.binds):
+            return None
+        at = int(self._utc_ms(int(t_ms)))
+        key = at // DAY_MS
+        st = self._day(key)
+        ok = not st.exhausted
+        if ok:
+            need = [q.unit(size, copies) for q in self.quotas]
+            ok = all(st.used[k] + u <= q.limit for k, (q, u) in enumerate(zip(self.quotas, need, strict=True)))
+            if ok:
+                for k, (q, u) in enumerate(zip(self.quotas, need, strict=True)):
+                    st.used[k] += u
+                    if st.reached is None and st.used[k] >= q.limit:
+                        st.reached, st.which = at, k
+            else:
+                st.exhausted = True
+                if st.reached is None:
+                    st.reached = at
+                    st.which = next(k for k, (q, u) in enumerate(zip(self.quotas, need, strict=True))
+                                    if st.used[k] + u > q.limit)
+        if not ok:
+            st.rejected += 1
+            self._add("rejected_messages", "daily_quota", 1)
+            self._add("rejected", "daily_quota", int(copies))
+            self._add("refused_attempts", "daily_quota", 1)
+        if st.reached is not None:
+            self._quota_row(key, st)
+        return None if ok or self.dry_run else "daily_quota"
+
+    def _quota_row(self, key: int, st: _QuotaDay) -> None:
+        """The report's row of UTC day ``key`` (days on which the quota was reached only)."""
+        if st.reached is None:
+            return
+        q = self.quotas[st.which]
+        if st.row is None:
+            st.row = {"day": (_EPOCH + timedelta(days=key)).date().isoformat(), "used": 0,
+                      "limit": int(q.limit) if float(q.limit).is_integer() else q.limit, "reached_at": None,
+                      "rejected": 0}
+            rows = self.report.setdefault("quota_days", [])
+            rows.append(st.row)
+            rows.sort(key=lambda r: r["day"])
+        st.row["used"] = int(st.used[st.which])
+        st.row["reached_at"] = (_EPOCH + timedelta(milliseconds=st.reached)).isoformat()
+        st.row["rejected"] = st.rejected
+
+    def carry_quota(self, prev: Enforcer) -> None:
+        """Continue the daily quota's counters of ``prev`` (the enforcer before this one: the previous billing
+        month's, or the plan switched from, sim/months/enforcer.py): a UTC day is counted whole by the platform.
+        Units carry by restriction name; an exhausted day stays exhausted under the same limits."""
+        days = getattr(prev, "_quota_days", None)
+        if not self.quotas or not days:
+            return
+        old = {q.name: (k, q.limit) for k, q in enumerate(getattr(prev, "quotas", ()))}
+        same = {q.name: q.limit for q in self.quotas} == {name: lim for name, (_, lim) in old.items()}
+        for key, pst in days.items():
+            st = self._day(key)
+            for k, q in enumerate(self.quotas):
+                if q.name in old:
+                    st.used[k] = pst.used[old[q.name][0]]
+            st.exhausted = pst.exhausted and same
+            if st.exhausted or any(st.used[k] >= q.limit for k, q in enumerate(self.quotas)):
+                st.reached = pst.reached
 
     def note_rejected(self, reason: str, messages: int, copies: int) -> None:
         self._add("rejected_messages", reason, messages)
@@ -284,6 +511,9 @@ class PlanEnforcer(Enforcer):
 
     # -- notifications and throttling --------------------------------------------------------------
     def day_end(self, day_end_ms: int, usage_so_far: Callable[[], dict[str, np.ndarray]]) -> None:
+        if self._quota_days:  # days before the one still being counted are done: forget their counters
+            done = (int(self._utc_ms(day_end_ms)) // DAY_MS) - 1
+            self._quota_days = {k: v for k, v in self._quota_days.items() if k >= done}
         if not self.notify and not self.free_limits:
             return
         if self.until_binding and self.binds:

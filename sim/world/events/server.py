@@ -112,7 +112,8 @@ class Server:
     def _admit_one(self, client, t: int, size: int, copies: int) -> bool:
         """An enforcer written for the fast engine's day batches (``admit_messages`` only) sees one message."""
         w = self.w
-        res = w.enforcer.admit_messages(np.array([t]), np.array([client.user]), np.array([copies]))
+        res = w.enforcer.admit_messages(np.array([t]), np.array([client.user]), np.array([copies]),
+                                        sizes=np.array([size]))
         if res is None:
             return True
         if isinstance(res, Admission):
@@ -241,9 +242,12 @@ class MessageRateLimit:
     first come, first served; a refused client waits ``backoff x 2^k`` (a SimPy timer) and tries
     again, ``retries`` times, unless that falls after midnight; then the message is rejected. Every
     refused attempt costs its upload and the platform's error reply. This is the rule
-    :func:`sim.world.rate_limit.admit_per_second` decides for a whole day in bulk. In a dry run
-    (``dry_run`` enforcers: the unrestricted probe of ``sim run``) everything is admitted and each
-    message is reported to the enforcer (``observe_message``).
+    :func:`sim.world.rate_limit.admit_per_second` decides for a whole day in bulk. An attempt the cap
+    lets through then meets the plan's daily quota (``enforcer.quota_admit``: units per UTC day, the
+    rule :class:`~sim.world.plan_enforcer.PlanEnforcer` applies to a day's accepted messages in time
+    order): past it the message is refused once, charged as a refused attempt, and rejected without
+    retry. In a dry run (``dry_run`` enforcers: the unrestricted probe of ``sim run``) everything is
+    admitted and each message is reported to the enforcer (``observe_message``, ``quota_admit``).
     """
 
     def __init__(self, server: Server) -> None:
@@ -258,16 +262,17 @@ class MessageRateLimit:
         w, enf = self.w, self.enf
         if w.dry_run:
             enf.observe_message(t, len(rcpts))
+            enf.quota_admit(t, size, len(rcpts))
             return True
         cap = enf.message_cap(t)
         if cap is None:
-            return True
+            return self.quota(t, size, len(rcpts))
         sec = t // 1000
         if sec != self.second:
             self.second, self.used = sec, 0
         if self.used < cap:
             self.used += 1
-            return True
+            return self.quota(t, size, len(rcpts))
         nt = t + (self.backoff << attempt)
         final = not (attempt < self.retries and nt < (t // DAY_MS + 1) * DAY_MS)
         reason = enf.note_refusal(t, final, len(rcpts))
@@ -280,3 +285,13 @@ class MessageRateLimit:
             later(w.env, nt - t, lambda: server.originate(client, w.env.now, size, store, rcpts, quiet, attempt + 1))
         return False
 
+    def quota(self, t: int, size: int, copies: int) -> bool:
+        """The daily quota, for an attempt the per-second cap let through: refused once and rejected (the enforcer
+        has recorded it), or admitted."""
+        reason = self.enf.quota_admit(t, size, copies)
+        if reason is None:
+            return True
+        w = self.w
+        w.refused.append((t, size))
+        w.reject(reason, copies, notify=False)
+        return False

@@ -230,6 +230,13 @@ _NOT_MODELLED: dict[tuple[str, str], str] = {
 }
 
 
+#: measures the fleet does not model on any scope (listed as not modelled, never silently ignored)
+_NOT_MODELLED_MEASURE: dict[str, str] = {
+    "messages_per_day": "a daily message quota is enforced on the mobile app's messages only "
+    "(sim/world/plan_enforcer.py); the fleet does not count it",
+}
+
+
 def record_downgrade(book: Any, recorder: Any, result: dict[str, Any]) -> None:
     """The downgrade counts into ``book`` and ``result`` into the enforcer's report (both engines)."""
     book.count("iot_downgrade_refusals", result["refused_attempts"])
@@ -272,7 +279,7 @@ class IotPlanLimits:
                 if r.action == "suspend":
                     self.suspend_s_of[attr] = r.duration_s
             else:
-                why = _NOT_MODELLED.get(key) or (
+                why = _NOT_MODELLED.get(key) or _NOT_MODELLED_MEASURE.get(r.measure) or (
                     f"action {r.action!r} on {r.scope}/{r.measure} is not one the fleet models"
                 )
                 self.not_modelled.append({"restriction": name, "reason": why})

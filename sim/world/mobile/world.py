@@ -441,7 +441,8 @@ class MobileWorld:
         through is sent at its accepted attempt's time.
         """
         order = np.argsort(msgs.t, kind="stable")
-        res = self.enforcer.admit_messages(msgs.t[order], msgs.sender[order], msgs.fanout[order])
+        res = self.enforcer.admit_messages(msgs.t[order], msgs.sender[order], msgs.fanout[order],
+                                           sizes=msgs.size[order])  # payload bytes (a quota counting size units)
         if res is None:
             return msgs
         if isinstance(res, Admission):
