@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
+
 from sim.pricing.plan import load_plan
 from sim.pricing.pricing import price
 from sim.pricing.usage import usage_from_dict
@@ -115,3 +117,23 @@ def test_emqx_rounds_each_connection_and_bills_binary_gigabytes():
     assert (got["session_minutes"], got["traffic"]) == (Decimal("2.00"), Decimal("0.45"))
     free = price(usage, load_plan("emqx-serverless-free"))
     assert free.total == 0 and lines(free)["spend_limit"] == Decimal("-2.45")
+
+
+def test_pusher_counts_each_delivery_and_refuses_past_the_daily_quota():
+    # U4: "if one message is published on my-channel and 50 clients are subscribed to that channel then the message
+    # count will be 51"; 40,000 publishes to 500 subscribers -> 40,000 + 20,000,000 = 20,040,000.
+    from sim.pricing.metering import measure
+    from sim.world.plan_enforcer import PlanEnforcer
+
+    plan = load_plan("pusher-sandbox")
+    usage = usage_from_dict({"period": NOV, "meters": {"messages_in": 40_000, "messages_out": 20_000_000}})
+    assert measure(plan, usage)["messages"].quantity == 20_040_000
+    # the runtime quota: 200,000 a day, a publish to 50 subscribers uses 51, so 3,921 fit (199,971) and the 3,922nd
+    # and every later one that UTC day are refused
+    enf = PlanEnforcer.from_plan(plan, users=1000)
+    n = 4000
+    t = np.arange(n, dtype=np.int64) * 10_000  # one every 10 s from midnight UTC
+    adm = enf.admit_messages(t, np.zeros(n, dtype=np.int64), np.full(n, 50), sizes=np.full(n, 200))
+    keep = np.asarray(adm.keep if hasattr(adm, "keep") else adm)
+    assert int(keep.sum()) == 3921 and not keep[3921:].any()
+    assert enf.report["rejected_messages"] == {"daily_quota": n - 3921}
