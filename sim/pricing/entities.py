@@ -84,9 +84,8 @@ def _peak_of_sum(name: str, metric, usages: Mapping[str, Usage], plan: Plan) -> 
     present = {e: v for e, v in values.items() if v is not None}
     intervals = {v.interval.text for v in present.values() if isinstance(v, Series)}
     if len(intervals) != 1 or not all(isinstance(v, Series) for v in present.values()):
-        bad = next((e for e, v in present.items() if not isinstance(v, Series)), first := next(iter(present), None))
+        bad = next((e for e, v in present.items() if not isinstance(v, Series)), next(iter(present), None))
         source = usages[bad].source if bad is not None else "<usage>"
-        del first
         raise InputError(source, f"meters.{metric.meter}", f"plan {plan.name}, metric {name}: across_entities "
                          "peak_of_sum needs the meter as a series of the same interval in every entity")
     series = list(present.values())

@@ -267,7 +267,6 @@ def _per_day(value: MeterValue, metric: Metric, period: Period, field: str, sour
     if isinstance(value, Distribution):
         if value.interval is None:
             raise InputError(source, field, "a daily charge needs the distribution per interval (interval: 1d)")
-        n = period.length(value.interval)
         bounds = period.day_bounds(value.interval)
         day = np.searchsorted(bounds, value.at, side="right") - 1
         if agg == "max":
@@ -276,7 +275,6 @@ def _per_day(value: MeterValue, metric: Metric, period: Period, field: str, sour
             return out
         weights = (np.ones(value.value.size) if agg == "count" else value.value if metric.step is None
                    else item_steps(value.value, metric.step, metric.each.minimum))
-        del n
         return np.bincount(day, weights=value.count * weights, minlength=period.days)[:period.days]
     if isinstance(value, IdSeries):
         if value.interval is None:
