@@ -16,6 +16,13 @@ Billing rules implemented here (see ``../shared/reference/seeds.md``):
   counted when a user connects ... only counted as one").
 * ``peak_ccu`` is the largest number of simultaneous connections.
 
+Meters for other platforms' billing units (AWS IoT Core, Ably, PubNub, Pusher, EMQX; the README lists them):
+per-minute ``messages_in`` / ``messages_out`` and the 1d distributions of their payload sizes
+(``message_sizes_in`` / ``_out``), connection durations (``connection_seconds``, a 1d distribution, with the
+1d series ``connection_minutes`` and ``connection_hours``), ``peak_channels`` and, for an IoT fleet,
+``mqtt_session_hours``. A distribution is kept compactly as counts per (day, value) (:class:`ItemCounter`),
+never item by item.
+
 All byte additions are vectorised (``np.bincount``) so that a batch of millions of messages costs
 one call, not millions.
 """
@@ -67,6 +74,9 @@ class MeterBook:
     daily: dict[str, np.ndarray] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     scalars: dict[str, float] = field(default_factory=dict)
+    #: minute (from ``start``) of each billing month's start and of the period's end, when the world knows them
+    #: (a run of ``simulation.months``; its connection meter sets them): an IoT fleet splits its connections there
+    month_starts: list[int] | None = None
 
     def __post_init__(self) -> None:
         for d in DIRECTIONS:
@@ -186,6 +196,8 @@ class MeterBook:
         out.daily = dict(self.daily)
         out.counts = dict(self.counts)
         out.scalars = dict(self.scalars)
+        if self.month_starts is not None:
+            out.month_starts = [m - skip_minutes for m in self.month_starts]
         return out
 
     # -- reading -----------------------------------------------------------------------------
@@ -212,6 +224,8 @@ class MeterBook:
         """
         usage_meters: dict = {
             "outbound_bytes": _series(self.outbound_billed_series()),
+            # the same categories client -> platform (EMQX bills traffic both ways; TURN and TCP/IP excluded)
+            "inbound_bytes": _series(sum(self.bytes[("in", c)] for c in BILLED_OUTBOUND)),
             "turn_bytes": _series(self.bytes[("out", "turn_media")]),
         }
         if "stored_bytes" in self.series:
@@ -238,6 +252,136 @@ class MeterBook:
         cols = {f"{d}_{c}_bytes": v for (d, c), v in self.bytes.items()}
         cols.update(self.series)
         return pd.DataFrame(cols, index=index)
+
+
+#: ``at`` and ``value`` of a distribution entry as one int64 key: ``at << VALUE_BITS | value``
+VALUE_BITS = 40
+_VALUE_MASK = (1 << VALUE_BITS) - 1
+#: pending entries an :class:`ItemCounter` keeps before merging them into its compact table
+_PENDING = 1 << 20
+
+
+class ItemCounter:
+    """Counts of items per (interval, value), kept compactly: what a distribution meter (``items``) needs.
+
+    Each batch is reduced to its distinct (interval, value) pairs at once (one ``bincount`` over the batch's
+    occupied range when it is small, else a sort), and the pairs are merged from time to time, so memory
+    holds distinct pairs (days x distinct sizes or seconds), never one entry per message or connection.
+    Values are whole numbers in ``[0, 2**40)``; counts are whole numbers (float64: exact below 2**53).
+    """
+
+    def __init__(self, intervals: int) -> None:
+        self.intervals = int(intervals)
+        self._keys: list[np.ndarray] = []
+        self._counts: list[np.ndarray] = []
+        self._pending = 0
+        self._key = np.zeros(0, dtype=np.int64)
+        self._count = np.zeros(0, dtype=np.float64)
+
+    def add(self, at: np.ndarray, value: np.ndarray) -> None:
+        """One item of ``value[i]`` in interval ``at[i]`` for each i (entries outside the intervals are ignored)."""
+        at = np.asarray(at, dtype=np.int64)
+        value = np.asarray(value, dtype=np.int64)
+        if at.size == 0:
+            return
+        ok = (at >= 0) & (at < self.intervals)
+        if not ok.all():
+            at, value = at[ok], value[ok]
+            if at.size == 0:
+                return
+        a0, a1 = int(at.min()), int(at.max())
+        v0, v1 = int(value.min()), int(value.max())
+        if v0 < 0 or v1 > _VALUE_MASK:
+            raise ValueError(f"distribution values must lie in [0, 2**{VALUE_BITS}), got {v0}..{v1}")
+        width = v1 - v0 + 1
+        span = (a1 - a0 + 1) * width
+        if span <= max(2 * at.size, 1 << 16):  # a dense histogram of the batch's occupied range
+            c = np.bincount((at - a0) * width + (value - v0), minlength=span)
+            nz = np.flatnonzero(c)
+            keys = ((nz // width + a0) << VALUE_BITS) | (nz % width + v0)
+            self._append(keys, c[nz].astype(np.float64))
+            return
+        keys = np.sort((at << VALUE_BITS) | value)
+        heads = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        self._append(keys[heads], np.diff(np.r_[heads, keys.size]).astype(np.float64))
+
+    def add_counts(self, at: np.ndarray, value, count: np.ndarray) -> None:
+        """``count[i]`` items of ``value`` (a scalar or one per entry) in interval ``at[i]``; zero counts are dropped."""
+        at = np.asarray(at, dtype=np.int64)
+        count = np.asarray(count, dtype=np.float64)
+        value = np.broadcast_to(np.asarray(value, dtype=np.int64), at.shape)
+        ok = (count != 0) & (at >= 0) & (at < self.intervals)
+        if not ok.any():
+            return
+        at, value, count = at[ok], value[ok], count[ok]
+        if int(value.min()) < 0 or int(value.max()) > _VALUE_MASK:
+            raise ValueError(f"distribution values must lie in [0, 2**{VALUE_BITS})")
+        self._append((at << VALUE_BITS) | value, count)
+
+    def _append(self, keys: np.ndarray, counts: np.ndarray) -> None:
+        self._keys.append(keys)
+        self._counts.append(counts)
+        self._pending += keys.size
+        if self._pending >= _PENDING:
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self._keys:
+            return
+        keys = np.concatenate([self._key, *self._keys])
+        counts = np.concatenate([self._count, *self._counts])
+        self._keys, self._counts, self._pending = [], [], 0
+        order = np.argsort(keys, kind="stable")
+        keys, counts = keys[order], counts[order]
+        heads = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if keys.size else np.zeros(0, dtype=np.int64)
+        self._key = keys[heads]
+        self._count = np.add.reduceat(counts, heads) if heads.size else np.zeros(0)
+
+    def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(at, value, count)`` sorted by interval, then value; each pair once."""
+        self._merge()
+        return self._key >> VALUE_BITS, self._key & _VALUE_MASK, self._count.copy()
+
+    def total(self) -> float:
+        """The number of items."""
+        self._merge()
+        return float(self._count.sum())
+
+    def to_meter(self, interval: str = "1d") -> dict:
+        """The distribution meter ``{"interval", "items": {"at", "value", "count"}}``."""
+        return distribution(*self.entries(), interval=interval)
+
+
+def distribution(at, value, count, interval: str = "1d") -> dict:
+    """A distribution meter (``sim/pricing/usage.py`` ``Distribution``): ``count[k]`` items of ``value[k]`` in
+    interval ``at[k]``; whole counts as ints (a sampled run's estimates may not be whole)."""
+    return {"interval": interval, "items": {"at": np.asarray(at, dtype=np.int64).tolist(),
+                                            "value": np.asarray(value, dtype=np.int64).tolist(),
+                                            "count": numbers(count)}}
+
+
+def scale_distribution(meter: dict, ratio: float) -> dict:
+    """A distribution meter with every count multiplied by ``ratio`` (a sampled run's estimate of the whole)."""
+    items = meter["items"]
+    count = np.asarray(items["count"], dtype=np.float64) * ratio
+    return {**meter, "items": {**items, "count": numbers(count)}}
+
+
+def add_meters(a: dict, b: dict) -> dict:
+    """Two meters of one name and kind added (e.g. a chat app's and an IoT fleet's on one clock): series of the
+    same interval value by value, distributions entry by entry (pairs merged)."""
+    if "items" in a and "items" in b:
+        keys, counts = [], []
+        for m in (a, b):
+            it = m["items"]
+            keys.append((np.asarray(it["at"], dtype=np.int64) << VALUE_BITS) | np.asarray(it["value"], dtype=np.int64))
+            counts.append(np.asarray(it["count"], dtype=np.float64))
+        c = ItemCounter(1 << 30)
+        c._append(np.concatenate(keys), np.concatenate(counts))
+        return {**a, "items": distribution(*c.entries(), interval=a.get("interval", "1d"))["items"]}
+    if a.get("interval") != b.get("interval") or len(a["values"]) != len(b["values"]):
+        raise ValueError("meters added together need the same interval and length")
+    return {**a, "values": numbers(np.asarray(a["values"], dtype=np.float64) + np.asarray(b["values"], dtype=np.float64))}
 
 
 def _num(v: float) -> float | int:

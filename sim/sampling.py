@@ -35,10 +35,20 @@ on a sampled run (the enforcement report lists it as ``unsupported``): the whole
 hardly fluctuates around its mean, the sample's does, so the sample against ``limit / r`` would reject what
 the app never would -- the peak's problem again (sim/comparison.py ``mobile_enforcer``).
 
+The meters other platforms bill scale the same way (sums over users): ``messages_in`` / ``messages_out``
+and ``channel_minutes`` by the ratio as whole numbers per minute (:func:`scaled_counts`; for group channels,
+which a sample of users attaches less often than r x the whole, an approximation), the distributions (``message_sizes_in`` /
+``_out``, ``connection_seconds``) by multiplying every count by the ratio (so a count is an estimate, not
+always whole), ``connection_minutes`` and ``connection_hours`` by the ratio. ``peak_channels`` is a level
+like the concurrency: the mean-day estimate ``Y`` of its per-minute values (:func:`level_estimate`, from the
+per-minute series rather than the fine level), never below the estimated ``peak_ccu`` of the same minute.
+
 The IoT fleet (``iot.sample``) is scaled the same way by its own ratio, its element counts (devices,
-MQTT sessions) being the full fleet's. The fleet's runtime restrictions act on the sample as they are
-(per-channel rates and element counts are not rescaled): a sampled fleet's limits bind later than
-the full fleet's would. Sample a fleet only when its limits are not the question.
+MQTT sessions) being the full fleet's; ``mqtt_session_hours`` is the full fleet's persistent sessions for
+the whole day plus ``r x`` the sample's other device sessions' connected hours. The fleet's runtime
+restrictions act on the sample as they are (per-channel rates and element counts are not rescaled): a
+sampled fleet's limits bind later than the full fleet's would. Sample a fleet only when its limits are not
+the question.
 """
 
 from __future__ import annotations
@@ -356,7 +366,38 @@ def scale_mobile_meters(meters: dict, s: Sample, groups: np.ndarray | None, rng:
         doc["peak_method"] = "mean day" if v.size >= 2 * MINUTES_PER_DAY else "scaled"
         if block_days:
             doc["peak_method"] = f"mean day per {block_days} days (a growing app)"
+    channels = meters.get("peak_channels")
+    if isinstance(channels, dict) and "values" in channels:
+        v = np.asarray(channels["values"], dtype=np.float64)
+        est = np.round(level_estimate(v, r, block_days=block_days, day_weight=day_weight))
+        if isinstance(peak, dict) and len(peak.get("values", ())) == v.size:
+            est = np.maximum(est, np.asarray(peak["values"], dtype=np.float64))
+        channels["values"] = [int(x) for x in est]
+    scale_platform_meters(meters, r)
     return doc  # bytes and the stored level come from the book, scaled by scale_book
+
+
+#: Distribution meters whose counts a sampled run multiplies by the ratio.
+DISTRIBUTIONS = ("message_sizes_in", "message_sizes_out", "connection_seconds")
+
+
+def scale_platform_meters(meters: dict, ratio: float) -> None:
+    """Scale the message and connection-time meters in place (module doc): per-minute message counts as whole
+    numbers, distribution counts, connection minutes and hours by ``ratio``."""
+    from sim.meters import numbers, scale_distribution
+
+    for name in ("messages_in", "messages_out", "channel_minutes"):
+        m = meters.get(name)
+        if isinstance(m, dict) and "values" in m:
+            m["values"] = [int(x) for x in scaled_counts(np.asarray(m["values"], dtype=np.float64), ratio)]
+    for name in DISTRIBUTIONS:
+        m = meters.get(name)
+        if isinstance(m, dict) and "items" in m:
+            meters[name] = scale_distribution(m, ratio)
+    for name in ("connection_minutes", "connection_hours"):
+        m = meters.get(name)
+        if isinstance(m, dict) and "values" in m:
+            m["values"] = numbers(np.asarray(m["values"], dtype=np.float64) * ratio)
 
 
 def scale_iot_meters(meters: dict, s: Sample, cfg, level: np.ndarray | None, rng: np.random.Generator) -> dict:
@@ -376,6 +417,15 @@ def scale_iot_meters(meters: dict, s: Sample, cfg, level: np.ndarray | None, rng
     if level is not None and np.asarray(level).size:
         doc["peak_ccu"] = peak_interval(np.asarray(level, dtype=np.float64), None, s, rng)
         meters["peak_ccu"] = int(round(doc["peak_ccu"]["value"]))
+    scale_platform_meters(meters, r)
+    hours = meters.get("mqtt_session_hours")
+    if isinstance(hours, dict) and "values" in hours:
+        day_hours, device = getattr(meters, "day_hours", None), getattr(meters, "device_session_hours", None)
+        if day_hours is not None and device is not None:  # the full fleet's sessions all day, the sample's others x r
+            v = full["mqtt_sessions"] * np.asarray(day_hours) + r * np.asarray(device)
+        else:
+            v = np.asarray(hours["values"], dtype=np.float64) * r
+        hours["values"] = [_num(x) for x in v]
     return doc
 
 

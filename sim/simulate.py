@@ -20,7 +20,7 @@ import simpy
 
 import sim
 from sim import sampling
-from sim.meters import MeterBook
+from sim.meters import MeterBook, add_meters
 from sim.pricing.period import Period, zone_name
 from sim.rng import Streams
 from sim.scenario import Scenario, scenario_dict
@@ -156,7 +156,8 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
     if sc.iot is not None and isample is None:
         extra_meters = _run_iot(sc, streams, book, start, days, iot_enforcer)
     elif sc.iot is not None:
-        ibook = MeterBook(start=book.start, minutes=book.minutes, days=book.days, tz=book.tz)
+        ibook = MeterBook(start=book.start, minutes=book.minutes, days=book.days, tz=book.tz,
+                          month_starts=book.month_starts)
         extra_meters = _run_iot(wsc, streams, ibook, start, days, iot_enforcer)
         level = ibook.series.get("iot_connections")
         sampling.scale_book(ibook, isample.ratio)
@@ -229,17 +230,25 @@ def _tail_series(meter: Any, skip: int) -> Any:
     return meter
 
 
+#: meters both the chat app and the IoT fleet write that add up when both run on one clock
+ADDITIVE = ("messages_in", "messages_out", "message_sizes_in", "message_sizes_out", "connection_seconds",
+            "connection_minutes", "connection_hours")
+
+
 def _merge_iot(meters: dict, iot: dict, book: MeterBook) -> None:
     """Fold the IoT fleet's meters into the mobile ones.
 
     Stored bytes add up minute by minute. Concurrent connections: the fleet's per-minute connection
     level (book series ``iot_connections``) is added to the mobile per-minute maximum, an upper bound
     of the joint per-minute maximum (exact when either side is flat within the minute). Element
-    counts (channels, devices, ...) are the fleet's own.
+    counts (channels, devices, ...) are the fleet's own. Message counts, their size distributions and connection
+    time (``messages_in``, ``connection_seconds`` ...) add up, value by value and item by item.
     """
     for name, value in iot.items():
         if name == "stored_bytes" and "stored_bytes" in meters:
             meters["stored_bytes"] = _add_series(meters["stored_bytes"], value)
+        elif name in ADDITIVE and isinstance(meters.get(name), dict):
+            meters[name] = add_meters(meters[name], value)
         elif name == "peak_ccu":
             level = book.series.get("iot_connections")
             if level is not None and isinstance(meters.get("peak_ccu"), dict):

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.pricing.period import Period
 from sim.world.enforcer import Admission, Enforcer, admit_with_sizes
 
 MINUTE_MS = 60_000
@@ -168,9 +169,12 @@ class Monthly(Enforcer):
             self.on_day(self, m, day_end_ms, month_usage)
 
     def finish(self, meters: dict) -> None:
+        from sim.months.split import cut
+
+        whole = Period.create(self.bounds[0], self.bounds[-1], getattr(self.bounds[0].tzinfo, "key", None))
         for m, es in enumerate(self.inner):
-            lo, hi = (int(self.offsets_ms[k] // MINUTE_MS) for k in (m, m + 1))
-            sliced = {k: _slice_meter(v, lo, hi) for k, v in meters.items()}
+            lo, hi = (int(self.offsets_ms[k] // 1000) for k in (m, m + 1))
+            sliced = {k: cut(v, lo, hi, whole) for k, v in meters.items()}
             for e in es:
                 e.finish(sliced)
 
@@ -209,12 +213,6 @@ def _cached(fn: Callable[[], dict]) -> Callable[[], dict]:
             box.append(fn())
         return box[0]
     return get
-
-
-def _slice_meter(v: Any, lo: int, hi: int) -> Any:
-    if isinstance(v, dict) and v.get("interval") == "1min":
-        return {**v, "values": v["values"][lo:hi]}
-    return v
 
 
 def _merged(reports: list[dict], once: bool = False) -> dict:

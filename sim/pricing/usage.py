@@ -100,7 +100,9 @@ class Distribution:
             items["at"] = self.at.tolist()
         whole = bool(np.all(self.value == np.floor(self.value)))
         items["value"] = (self.value.astype(np.int64) if whole else self.value).tolist()
-        items["count"] = np.asarray(self.count).astype(np.int64).tolist()
+        count = np.asarray(self.count, dtype=np.float64)
+        whole = bool(np.all(count == np.floor(count)))  # a sampled run's estimated counts need not be whole
+        items["count"] = (count.astype(np.int64) if whole else count).tolist()
         return {"items": items} if self.interval is None else {"interval": self.interval.text, "items": items}
 
 

@@ -8,13 +8,37 @@ minute and multiplies at the end, so 10^7 connections cost a few ``bincount`` ca
 TLS resumption (PF §6): a reconnect within ``ticket_lifetime_s`` of the user's previous connection
 resumes with probability ``tls_resumption_probability``; otherwise (or with session tickets off) the
 handshake is full.
+
+Meters for platforms that bill connection time and channels (both engines come through
+:meth:`ConnectionMeter.record_open` / :meth:`~ConnectionMeter.record_close` / :meth:`~ConnectionMeter.day_end`):
+
+* ``connection_seconds`` (1d distribution): each connection's part inside the period, in whole seconds
+  rounded up (ceil of ms / 1000), attributed to the calendar day on which it ends (closes, or the period
+  ends while it is open); a connection crossing a billing month's start is split there, each month's part
+  an item of its own. A connection of 0 ms in the period is an item (of 0 s) only if it opened inside the
+  period (one carried from the warm-up and closed at the period's first instant is none).
+* ``connection_minutes`` (1d series): the sum over the same items of ceil(seconds / 60), each rounded up
+  on its own (AWS IoT Core, Ably, EMQX); what a plan with ``each: {step: 1, step_unit: minutes}`` bills from
+  ``connection_seconds``. ``connection_hours`` (1d series): the exact in-period time of the same items
+  (ms precision) / 3,600,000, so at most one second per item below ``connection_seconds`` / 3600.
+* ``peak_channels`` (1min series): pub/sub channels with at least one attached client. A connected client
+  attaches its own channel (1:1 messages, receipts) and the channel of every group it is a member of
+  (:class:`~sim.world.conversations.Social`; none without conversations). Per minute: the larger of the
+  channels attached at the minute's start and the minute's ``peak_ccu`` (the personal channels at their
+  peak), a lower bound of the minute's true maximum that is exact at minute starts; so
+  ``peak_channels >= peak_ccu``, equal without groups. Group channels are found a day at a time: the
+  connected minutes of each user as a bitmap, OR-ed over each group's members, counted per minute.
+* ``channel_minutes`` (1min series): the channels attached at each minute's start, so each channel counts
+  one minute for every minute start it is attached at (Ably's "channel minutes": time a channel is active,
+  whatever the number of clients on it). A Riemann sum of channel time on the minute grid: a channel
+  attached for 2 h counts 120 min, one attached for 20 s between two minute starts counts none.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from sim.meters import MeterBook, bincount_into
+from sim.meters import ItemCounter, MeterBook, bincount_into, distribution, numbers
 from sim.scenario import Network
 from sim.world.timeline import CAUSES, KEY, NEVER, Intervals
 
@@ -101,11 +125,12 @@ class ConnectionMeter:
     """Per-minute connection events and per-user online state for one run."""
 
     def __init__(self, book: MeterBook, protocol, net: Network, n_users: int, day_starts_ms: np.ndarray,
-                 tls_on: bool, tickets_on: bool, month_starts_ms: np.ndarray | None = None) -> None:
+                 tls_on: bool, tickets_on: bool, month_starts_ms: np.ndarray | None = None, social=None) -> None:
         """``day_starts_ms``: world time of each calendar day's start in the billing period (its first
         value is the period start; times before it belong to the warm-up and count in no day).
         ``month_starts_ms``: each billing month's start (a run of ``simulation.months``; default one month,
-        the period): MAU counts each user once per billing month."""
+        the period): MAU counts each user once per billing month. ``social``: the run's
+        :class:`~sim.world.conversations.Social` graph (its groups are channels, ``peak_channels``), or None."""
         self.book = book
         self.protocol = protocol
         self.net = net
@@ -134,6 +159,17 @@ class ConnectionMeter:
         self.counts: dict[str, int] = {"connections": 0, **{f"connections_{c}": 0 for c in CAUSES}}
         if tls_on:
             self.counts.update(full_handshakes=0, resumed_handshakes=0)
+        # connection time (connection_seconds / _minutes / _hours), per calendar day of the period
+        ndays = self.day_starts.size
+        self.period_start = int(self.day_starts[0])
+        self.items = ItemCounter(ndays)
+        self.item_ms = np.zeros(ndays)
+        # the period day of each minute of the clock (-1: the warm-up); days start on whole minutes
+        self._day_of_minute = self.day_of(np.arange(m, dtype=np.int64) * MINUTE_MS)
+        if book.month_starts is None:  # the billing months, for an IoT fleet on the same book
+            ends = self.month_starts if month_starts_ms is not None else np.array([self.period_start, self.end_ms])
+            book.month_starts = [int(t // MINUTE_MS) for t in ends]
+        self.channels = _Channels(social, n_users, self.period_start // MINUTE_MS, m) if _has_groups(social) else None
 
     def track_groups(self, groups: int) -> None:
         """Also keep the concurrency of ``groups`` user groups (user id mod ``groups``), minute by minute.
@@ -236,6 +272,8 @@ class ConnectionMeter:
             new = first & (self.seen_month[user] < month)
             np.maximum.at(self.seen_month, user[new], month[new])
         bincount_into(self.mau_first, minute[new])
+        if self.channels is not None:
+            self.channels.opened(user, start)
 
     # -- closing -------------------------------------------------------------------------------------
     def close(self, tl: Intervals, idx: np.ndarray, rng: np.random.Generator, at_period_end: bool = False) -> None:
@@ -297,6 +335,47 @@ class ConnectionMeter:
             self._count("graceful_disconnects", int(grace.sum()))
             self._count("silent_disconnects", int((~grace).sum()))
             np.maximum.at(self.last_end, user, end_ms)
+        self._connection_time(start, end)
+        if self.channels is not None:
+            self.channels.closed(user, start, end)
+
+    def _connection_time(self, start: np.ndarray, end: np.ndarray) -> None:
+        """``connection_seconds`` items of connections ``[start, end)`` (``end`` already within the clock)."""
+        p0 = self.period_start
+        if int(start.min()) >= p0:  # all opened inside the period: every one is an item
+            s, e = start, end
+        else:
+            s = np.maximum(start, p0)
+            item = (end > s) | ((start >= p0) & (start < self.end_ms))
+            s, e = s[item], end[item]
+            if s.size == 0:
+                return
+        parts_s, parts_e = [], []
+        inner = self.month_starts[1:]
+        inner = inner[(inner > int(s.min())) & (inner < int(e.max()))]
+        for b in inner.tolist():  # a connection across a billing month's start: each month's part an item
+            cross = (s < b) & (e > b)
+            if cross.any():
+                parts_s.append(s[cross])
+                parts_e.append(np.full(int(cross.sum()), b, dtype=np.int64))
+                s = np.where(cross, b, s)
+        if parts_s:
+            s, e = np.concatenate([*parts_s, s]), np.concatenate([*parts_e, e])
+        ms = e - s
+        day = self._day_of_minute[(e - (ms > 0)) // MINUTE_MS]  # the day of its last ms (of its start if empty)
+        self.items.add(day, (ms + 999) // 1000)
+        d0 = int(day.min())
+        if d0 == int(day.max()):
+            self.item_ms[d0] += float(ms.sum())
+        else:
+            n = self.item_ms.size
+            self.item_ms += np.bincount(day, weights=ms.astype(np.float64), minlength=n)[:n]
+
+    def day_end(self, t_ms: int) -> None:
+        """Every connection up to world time ``t_ms`` (a midnight) has been opened, and closed if it ended: the
+        group channels of the minutes before it are final (both engines call this after each day's closes)."""
+        if self.channels is not None:
+            self.channels.finalize(min(int(t_ms), self.end_ms) // MINUTE_MS)
 
     # -- concurrency -------------------------------------------------------------------------------
     def sweep(self, tl: Intervals, lo: int, hi: int) -> None:
@@ -391,14 +470,166 @@ class ConnectionMeter:
         book.add_series_clock("connects", self.connects)
         dau = self.active_day.sum(axis=1).astype(np.float64)
         book.set_daily("dau", dau)
+        peak = np.maximum(self.ccu_max, ccu)
+        attached = ccu  # channels attached at each minute's start: personal ones, and groups with a member on
+        if self.channels is not None:
+            self.channels.finalize(self.minutes)
+            attached = ccu + self.channels.active
         return {
             "mau": {"interval": "1min", "values": _ints(self.mau_first)},
-            "peak_ccu": {"interval": "1min", "values": _ints(np.maximum(self.ccu_max, ccu))},
+            "peak_ccu": {"interval": "1min", "values": _ints(peak)},
+            **self.time_meters(),
+            "peak_channels": {"interval": "1min", "values": _ints(np.maximum(peak, attached))},
+            "channel_minutes": {"interval": "1min", "values": _ints(attached)},
+        }
+
+    def time_meters(self) -> dict:
+        """``connection_seconds``, ``connection_minutes`` and ``connection_hours`` so far (module doc)."""
+        at, sec, count = self.items.entries()
+        n = self.item_ms.size
+        minutes = np.bincount(at, weights=-(-sec // 60) * count, minlength=n)[:n]  # each item rounded up
+        return {
+            "connection_seconds": distribution(at, sec, count),
+            "connection_minutes": {"interval": "1d", "values": numbers(minutes)},
+            "connection_hours": {"interval": "1d", "values": numbers(self.item_ms / 3_600_000.0)},
         }
 
     @staticmethod
     def sorted_key(tl: Intervals) -> np.ndarray:
         return tl.user * KEY + tl.start
+
+
+def _has_groups(social) -> bool:
+    return social is not None and social.groups.items.size > 0
+
+
+class _Channels:
+    """Group channels with at least one member connected, at each minute's start (``peak_channels``).
+
+    Fed the connections as both engines report them: :meth:`opened` (the start of each connection, so that
+    the connections still open at a midnight are known) and :meth:`closed`; :meth:`finalize` then counts the
+    minutes up to a midnight, when every connection that covers them is either closed or still open. A user
+    is connected at a minute's start ``k`` when ``start <= k min < end`` (the ``ccu`` level's rule).
+
+    How: the connected minutes of each user involved as a bitmap (64 minutes a word), OR-ed over each group's
+    members (member by member: the groups sorted by size, the j-th members of all groups with more than j at
+    once), and the groups' bits counted per minute. Memory: a day's closed connections, and bitmaps of users,
+    memberships and groups for a window of minutes (the day cut into windows when they would pass
+    :data:`_BITMAP_BYTES`)."""
+
+    def __init__(self, social, n_users: int, first_minute: int, minutes: int) -> None:
+        groups = social.groups
+        size = np.diff(groups.off)
+        order = np.argsort(-size, kind="stable")                 # groups, largest first
+        ranked = size[order]
+        ranked = ranked[ranked > 0]
+        #: groups with more than j members (a prefix of the ranking), for j = 0, 1, ...
+        self.with_j = np.searchsorted(-ranked, -np.arange(int(ranked[0]) if ranked.size else 0), side="left")
+        rank = np.repeat(np.arange(ranked.size), ranked)
+        j = np.arange(rank.size) - np.repeat(np.cumsum(ranked) - ranked, ranked)
+        pos = np.lexsort((rank, j))                              # member j of every group in turn
+        #: memberships, j-th members of the ranked groups for j = 0, 1, ...
+        self.members = groups.items[groups.off[order[rank[pos]]] + j[pos]]
+        self.offsets = np.r_[0, np.cumsum(self.with_j)]
+        self.in_group = np.zeros(n_users, dtype=bool)
+        self.in_group[groups.items] = True
+        self.open_start = np.full(n_users, -1, dtype=np.int64)  # start of each user's open connection
+        self.done = int(first_minute)                   # minutes before it are counted (the warm-up never is)
+        self.minutes = int(minutes)
+        self.active = np.zeros(minutes)
+        self._closed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._mark = np.zeros(n_users, dtype=bool)
+        self._row = np.full(n_users, -1, dtype=np.int64)
+
+    def opened(self, user: np.ndarray, start: np.ndarray) -> None:
+        """Connections opened at ``start`` (sorted by user, then start): a user's last one may stay open."""
+        last = np.ones(user.size, dtype=bool)
+        last[:-1] = user[1:] != user[:-1]
+        self.open_start[user[last]] = start[last]
+
+    def closed(self, user: np.ndarray, start: np.ndarray, end: np.ndarray) -> None:
+        shut = self.open_start[user] == start
+        self.open_start[user[shut]] = -1
+        a = np.maximum((start + MINUTE_MS - 1) // MINUTE_MS, self.done)
+        b = np.minimum((end + MINUTE_MS - 1) // MINUTE_MS, self.minutes)
+        keep = (b > a) & self.in_group[user]
+        if keep.any():
+            self._closed.append((user[keep], a[keep], b[keep]))
+
+    def finalize(self, upto: int) -> None:
+        """Count the group channels of the minutes ``[done, upto)``."""
+        upto = min(int(upto), self.minutes)
+        lo = self.done
+        if upto <= lo:
+            return
+        op = np.flatnonzero((self.open_start >= 0) & self.in_group)
+        parts = [*self._closed, (op, np.maximum((self.open_start[op] + MINUTE_MS - 1) // MINUTE_MS, lo),
+                                 np.full(op.size, upto, dtype=np.int64))]
+        user, a, b = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        later = b > upto  # (not expected: closes come at or before the midnight) kept for the next call
+        self._closed = [(user[later], np.full(int(later.sum()), upto, dtype=np.int64), b[later])] if later.any() else []
+        b = np.minimum(b, upto)
+        ok = b > a
+        user, a, b = user[ok], a[ok], b[ok]
+        self.done = upto
+        if user.size == 0 or self.members.size == 0:
+            return
+        mark = self._mark
+        mark[user] = True
+        involved = np.flatnonzero(mark)
+        mark[involved] = False
+        rows = involved.size
+        self._row[involved] = np.arange(rows)
+        row = self._row[user]
+        member_row = self._row[self.members]
+        self._row[involved] = -1
+        member_row[member_row < 0] = rows                # not connected: an empty bitmap row
+        # bytes per 64 minutes: a word per user and per membership, a byte per minute and group when counted
+        per_word = 8 * max(rows + 1, member_row.size, 8 * int(self.with_j[0]))
+        width = 64 * max(1, _BITMAP_BYTES // per_word)  # minutes per window
+        for w0 in range(lo, upto, width):
+            w1 = min(w0 + width, upto)
+            inside = (a < w1) & (b > w0) if (w0 > lo or w1 < upto) else slice(None)
+            self.active[w0:w1] += _window(row[inside], np.maximum(a[inside], w0) - w0, np.minimum(b[inside], w1) - w0,
+                                          rows, member_row, self.with_j, self.offsets, w1 - w0)
+
+
+#: bytes of one bitmap window of :class:`_Channels` (users or memberships x minutes / 8)
+_BITMAP_BYTES = 32 << 20
+#: 2**n - 1 as uint64, n = 0..64
+_LOW_BITS = np.array([(1 << k) - 1 for k in range(65)], dtype=np.uint64)
+
+
+def _window(row: np.ndarray, a: np.ndarray, b: np.ndarray, rows: int, member_row: np.ndarray, with_j: np.ndarray,
+            offsets: np.ndarray, width: int) -> np.ndarray:
+    """Groups with a member connected at each of ``width`` minute starts: user ``row`` is connected over minutes
+    ``[a, b)`` of the window; ``member_row[offsets[j]:offsets[j] + with_j[j]]`` are the j-th members of the
+    ``with_j[j]`` largest groups (``rows``: an empty row)."""
+    nwords = -(-width // 64)
+    bits = np.zeros((rows + 1, nwords), dtype=np.uint64)
+    wa, wb = a // 64, (b - 1) // 64
+    multi = np.flatnonzero(wb > wa)
+    if multi.size:  # a connection over several words: one entry per word (its own bits in each)
+        nw = wb[multi] - wa[multi] + 1
+        rep = np.repeat(multi, nw)
+        w = wa[rep] + (np.arange(rep.size) - np.repeat(np.cumsum(nw) - nw, nw))
+        lo, hi = np.maximum(a[rep], w * 64), np.minimum(b[rep], w * 64 + 64)
+        np.bitwise_or.at(bits, (row[rep], w), _LOW_BITS[hi - lo] << (lo % 64).astype(np.uint64))
+        b = b.copy()
+        b[multi] = a[multi]  # done: no bits left for the single-word pass
+    # within one word: bits a .. b - 1 of word a // 64
+    np.bitwise_or.at(bits, (row, wa), _LOW_BITS[b - a] << (a % 64).astype(np.uint64))
+    per_member = bits[member_row]
+    group_bits = per_member[: with_j[0]].copy()
+    for j in range(1, with_j.size):  # OR in the j-th members of the groups that have one
+        group_bits[: with_j[j]] |= per_member[offsets[j] : offsets[j] + with_j[j]]
+    per_bit = np.unpackbits(group_bits.astype("<u8").view(np.uint8), axis=1, bitorder="little")
+    # count the groups per minute: rows of bytes added 255 at a time as uint64 lanes (no lane overflows)
+    lanes = per_bit.view(np.uint64)
+    count = np.zeros(per_bit.shape[1], dtype=np.int64)
+    for i in range(0, lanes.shape[0], 255):
+        count += np.add.reduce(lanes[i : i + 255], axis=0, dtype=np.uint64).view(np.uint8)
+    return count[:width]
 
 
 def _ints(values: np.ndarray) -> list[int]:

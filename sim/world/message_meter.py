@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.meters import MeterBook, bincount_into, span_counts
+from sim.meters import ItemCounter, MeterBook, bincount_into, numbers, span_counts
 from sim.scenario import Messaging
 from sim.world.connections import MINUTE_MS, settle
 from sim.world.copies import (
@@ -39,7 +39,10 @@ N_OUTCOMES = 6
 class MessageMeter:
     """Meters message and receipt copies into a book; counts into a shared ``counts`` dict."""
 
-    def __init__(self, book: MeterBook, protocol, cfg: Messaging, counts: dict[str, int]) -> None:
+    def __init__(self, book: MeterBook, protocol, cfg: Messaging, counts: dict[str, int],
+                 day_starts_ms: np.ndarray | None = None) -> None:
+        """``day_starts_ms``: world time of each calendar day's start in the billing period (as the connection
+        meter's; None: the book holds the period alone, its calendar days from ``book.start`` in ``book.tz``)."""
         self.book = book
         self.protocol = protocol
         self.cfg = cfg
@@ -51,6 +54,10 @@ class MessageMeter:
         self.orig_series = np.zeros(m)
         self.deliv_series = np.zeros(m)
         self._one_cache: dict[tuple[int, str], dict[str, float]] = {}
+        # application messages per minute and their sizes per period day, by direction
+        self.wire_messages = {"in": np.zeros(m), "out": np.zeros(m)}
+        self.sizes = {"in": ItemCounter(book.days), "out": ItemCounter(book.days)}
+        self.day_of_minute = _day_of_minute(book, day_starts_ms)
 
     def _count(self, name: str, k: int) -> None:
         self.counts[name] = self.counts.get(name, 0) + int(k)
@@ -78,7 +85,7 @@ class MessageMeter:
         minute = t // MINUTE_MS
         self.add_messages(sizes, minute, "in", receipt=False)
         reply = np.full(sizes.size, int(round(self.cfg.receipt_bytes)), dtype=np.int64)
-        self.add_messages(reply, minute, "out", receipt=True)
+        self.add_messages(reply, minute, "out", receipt=True, count=False)  # protocol: no message
         self._count("rejected_attempts", sizes.size)
 
     def stored_size(self, c: Copies, idx: np.ndarray) -> np.ndarray:
@@ -93,7 +100,11 @@ class MessageMeter:
             one = self._one_cache[key] = {k: float(v[0]) for k, v in self.protocol.messages(sz, direction).items()}
         return one
 
-    def add_messages(self, sizes: np.ndarray, minute: np.ndarray, direction: str, receipt: bool) -> None:
+    def add_messages(self, sizes: np.ndarray, minute: np.ndarray, direction: str, receipt: bool,
+                     count: bool = True) -> None:
+        """The wire bytes of messages of payload ``sizes`` at ``minute`` (``receipt``: their payload is application
+        protocol). ``count``: they are application messages (``messages_in``/``_out`` and their sizes); False for
+        protocol replies (a refused attempt's error), whose bytes are the same either way."""
         if sizes.size == 0:
             return
         other = "in" if direction == "out" else "out"
@@ -103,6 +114,14 @@ class MessageMeter:
             one = self._one(int(sizes[0]), direction)
             lo, per_min = span_counts(minute, book.minutes)  # messages per minute, from minute lo on
             per_min = per_min.astype(np.float64)
+            if count and per_min.size:
+                self.wire_messages[direction][lo : lo + per_min.size] += per_min
+                days = self.day_of_minute[lo : lo + per_min.size]
+                first = int(np.searchsorted(days, 0))  # the warm-up's minutes (day -1) come first
+                if first < days.size:
+                    nd = self.book.days
+                    per_day = np.bincount(days[first:], weights=per_min[first:], minlength=nd)[:nd]
+                    self.sizes[direction].add_counts(np.arange(nd), int(sizes[0]), per_day)
             for key, d, cat in (
                 ("payload", direction, "app_protocol" if receipt else "payload"),
                 ("app_protocol", direction, "app_protocol"), ("tls_record", direction, "tls_record"),
@@ -121,6 +140,28 @@ class MessageMeter:
         if m["ack_app"].any():
             items += [(other, "app_protocol", m["ack_app"]), (other, "tls_record", m["ack_tls_record"])]
         book.add_bytes_many(minute, items)  # one scatter, added in this order
+        if count:
+            self._count_messages(sizes, minute, direction)
+
+    def _count_messages(self, sizes: np.ndarray, minute, direction: str) -> None:
+        """Messages of payload ``sizes`` at ``minute`` into the per-minute counts and the sizes per period day."""
+        minute = np.asarray(minute, dtype=np.int64)
+        if minute.ndim == 0:
+            minute = np.full(sizes.size, int(minute), dtype=np.int64)
+        bincount_into(self.wire_messages[direction], minute)
+        ok = minute < self.book.minutes
+        day = self.day_of_minute[minute[ok]] if not ok.all() else self.day_of_minute[minute]
+        self.sizes[direction].add(day, sizes[ok] if not ok.all() else sizes)
+
+    def meters(self) -> dict:
+        """``messages_in``, ``messages_out`` (per minute of the clock) and ``message_sizes_in`` / ``_out`` (per
+        period day) as usage-file meters (module doc)."""
+        out: dict = {}
+        for d in ("in", "out"):
+            out[f"messages_{d}"] = {"interval": "1min", "values": numbers(self.wire_messages[d])}
+        for d in ("in", "out"):
+            out[f"message_sizes_{d}"] = self.sizes[d].to_meter()
+        return out
 
     def meter_uploads(self, msgs) -> None:
         """Each originated message (``msgs.t``, ``msgs.size``) is uploaded once by its sender (group fan-out
@@ -190,6 +231,20 @@ class MessageMeter:
         :func:`sim.world.mobile.messaging.latency_quantiles`)."""
         for key, k in zip(LATENCY_KEYS, latency_histogram(delay_ms), strict=True):
             self._count(key, int(k))
+
+
+def _day_of_minute(book: MeterBook, day_starts_ms: np.ndarray | None) -> np.ndarray:
+    """The period day of each minute of the book's clock (-1: the warm-up; the last day after the period)."""
+    if day_starts_ms is None:
+        from datetime import timedelta
+
+        from sim.pricing.period import Period
+
+        p = Period.create(book.start, book.start + timedelta(minutes=book.minutes), book.tz)
+        day_starts_ms = np.array([round((d - p.start).total_seconds() * 1000) for d in p.day_starts], dtype=np.int64)
+    starts = np.asarray(day_starts_ms, dtype=np.int64)
+    first_minute = (starts + MINUTE_MS - 1) // MINUTE_MS  # days start on whole minutes
+    return (np.searchsorted(first_minute, np.arange(book.minutes), side="right") - 1).astype(np.int64)
 
 
 def _among(mask: np.ndarray, sel: np.ndarray | None) -> np.ndarray:

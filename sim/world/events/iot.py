@@ -138,7 +138,7 @@ class _Draws:
 
 class _Device:
     __slots__ = ("chan", "d", "last_up", "proc", "queue", "rej_n", "rej_s", "resume", "sizes", "srv_gen",
-                 "srv_open", "state", "buf", "buf_bytes", "t_closed")  # fmt: skip
+                 "srv_open", "srv_since", "state", "buf", "buf_bytes", "t_closed")  # fmt: skip
 
     def __init__(self, d: int, chan: int) -> None:
         self.d, self.chan = d, chan
@@ -146,6 +146,7 @@ class _Device:
         self.queue: deque[int] = deque()  # payload sizes of messages waiting on the device
         self.last_up = -_INF  # the connection at the period start is older than any ticket (as the fast engine)
         self.srv_open = True  # the platform holds a connection of this device
+        self.srv_since = 0  # ... since this second (0: up before the period)
         self.srv_gen = 0
         self.rej_s, self.rej_n = -1, 0  # QoS 1 rejections in the current second (in-flight window)
         self.buf: deque[tuple[int, int]] = deque()  # (minute, size) in the device's platform buffer
@@ -221,6 +222,7 @@ class _World:
         self.refused_full: list[int] = []
         self.refused_resumed: list[int] = []
         self.closes: list[int] = []
+        self.conn_log: list[tuple[int, int]] = []  # (start, end) of each server-side connection that ended
         self.sent = self.dropped_link = self.dropped_queue = self.rejected = self.retransmitted = 0
         self.discarded = self.session_refusals = 0
         self.read = self.expired = 0
@@ -379,6 +381,9 @@ class _World:
         if not dv.srv_open:  # else: the same client id takes the dead connection over ([MQTT-3.1.4-2])
             dv.srv_open = True
             self.open[c] += 1
+        else:  # the dead connection ends now, the new one begins
+            self.conn_log.append((dv.srv_since, t))
+        dv.srv_since = t
         dv.srv_gen += 1
         if self.conn_limit is not None and self.conn_check[c] != t:
             self.conn_check[c] = t
@@ -408,6 +413,7 @@ class _World:
             if dv.srv_open and dv.srv_gen == gen:
                 dv.srv_open = False
                 self.open[dv.chan] -= 1
+                self.conn_log.append((dv.srv_since, t + self.srv_timeout))
 
         self.at(t + self.srv_timeout, timeout)
 
@@ -420,6 +426,7 @@ class _World:
             if dv.srv_open:
                 dv.srv_open = False
                 self.open[c] -= 1
+                self.conn_log.append((dv.srv_since, t_close))
             if dv.state == UP and dv.t_closed != t_close:
                 dv.t_closed = t_close
                 if t_close < self.T:
@@ -444,6 +451,7 @@ class _World:
             if dv.srv_open:
                 dv.srv_open = False
                 self.open[dv.chan] -= 1
+                self.conn_log.append((dv.srv_since, a))
             if dv.state == UP and dv.t_closed != a:
                 dv.t_closed = a
                 self.dg_closed[j] += 1
@@ -657,6 +665,9 @@ class _World:
         kept = np.array(self.kept_n, i64)
         floor = self.floor
         in_buffer = int(kept[floor:].sum())
+        log = self.conn_log + [(dv.srv_since, self.T) for dv in self.devs if dv.srv_open]
+        conn = np.array(log, i64).reshape(-1, 2)
+        conn = conn[conn[:, 0] < self.T]
         return FleetOutcome(
             cfg=self.cfg, proto=self.proto, minutes=M,
             sizes=np.arange(self.lo, self.lo + S, dtype=i64),
@@ -671,6 +682,7 @@ class _World:
             channel_suspensions=self.chan_suspensions, platform_suspensions=self.platform_suspensions,
             refused_devices=len(self.no_session), session_refusals=self.session_refusals,
             recorder=self.recorder, acting=self.act,
+            conn_start=conn[:, 0].copy(), conn_end=np.minimum(conn[:, 1], self.T),
         )  # fmt: skip
 
 
@@ -688,7 +700,8 @@ def simulate_fleet_events(
     element meters. Same contract as :func:`sim.world.iot.fleet.simulate_fleet`: ``book`` receives the
     bytes by category per minute, the series ``iot_messages``/``iot_pings``, the levels
     ``iot_connections``/``iot_stored_bytes`` and the ``iot_*`` counts; the return value holds the
-    usage-file meters (daily element counts, per-minute ``stored_bytes``, ``peak_ccu``).
+    usage-file meters (daily element counts, per-minute ``stored_bytes``, ``peak_ccu``, and the message,
+    connection-time and session meters of :mod:`sim.world.iot.meters`).
 
     ``env``: when given, the devices and the platform run as processes of that environment (env time
     in seconds from its ``now`` at the call) and the call returns after ``env.run`` reaches the end of

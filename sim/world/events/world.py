@@ -68,9 +68,9 @@ class EventsWorld:
         self.nat_timeout_ms = int(net.nat_idle_timeout_s * 1000)
         self.counts: dict[str, int] = {"rejected": 0, "discarded": 0}
         self.conn = ConnectionMeter(book, protocol, net, pop.n, day_starts, tls_on, self.tickets_on,
-                                    clock.month_starts)
+                                    clock.month_starts, social=pop.social)
         self.month_starts, self.month_of_day = clock.month_starts, clock.month_of_day
-        self.mm = MessageMeter(book, protocol, sc.messaging, self.counts)
+        self.mm = MessageMeter(book, protocol, sc.messaging, self.counts, day_starts)
         self._hooks = self.hooks = enforcer is not None and type(enforcer) is not Enforcer
         self.enforcer = Shifted(enforcer, self.offset, self.warm * 1440) if self._hooks else Enforcer()
         self.dry_run = bool(getattr(enforcer, "dry_run", False))
@@ -202,6 +202,7 @@ class EventsWorld:
         ce = (d + 1) * DAY_MS
         self.server.expire_until(ce)
         self._flush()
+        self.conn.day_end(ce)  # every connection of the day is opened and, if over, closed (peak_channels)
         if d + 1 == self.warm:
             self._start_period()
         p = d + 1 - self.warm
@@ -418,6 +419,7 @@ class EventsWorld:
         for k in sorted(set(totals) | set(self._warm_counts)):
             self.book.count(k, totals.get(k, 0) - self._warm_counts.get(k, 0))
         self.mm.write()
+        meters.update(self.mm.meters())  # messages_in/_out and their sizes
         return meters
 
 

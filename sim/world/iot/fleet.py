@@ -607,6 +607,7 @@ class _Fleet:
             o.t_down,
             np.minimum(o.t_down + int(np.ceil(cfg.server_timeout_factor * cfg.keepalive_s)), o.t_up),
         )
+        conn_start, conn_end = _server_connections(o.dev[act], o.t_down[act], srv_close[act], o.t_up[act], self.n, T)
         # integer counts: a bincount is np.add.at's exact sum
         diff = np.bincount(np.minimum(srv_close[act] // 60, M), minlength=M + 1).astype(I64)
         diff -= np.bincount(np.minimum(np.minimum(o.t_up[act], T) // 60, M), minlength=M + 1)
@@ -645,6 +646,7 @@ class _Fleet:
             channel_suspensions=len(self.suspensions), platform_suspensions=self.platform_suspensions,
             refused_devices=len(self.no_session), session_refusals=refused,
             recorder=self.recorder, acting=self.act, wire_bytes=wire_bytes,
+            conn_start=conn_start, conn_end=conn_end,
         )  # fmt: skip
 
     def _downgrade_result(self, o, rr: np.ndarray, rt: np.ndarray) -> dict[str, Any]:
@@ -673,6 +675,29 @@ class _Fleet:
         return meters
 
 
+def _server_connections(dev: np.ndarray, t_down: np.ndarray, srv_close: np.ndarray, t_up: np.ndarray, n: int,
+                        T: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each server-side connection's ``(start, end)`` (seconds) from the active outage rows: a device is up from
+    the period start (0) or its reconnection ``t_up`` to the server's close of its next outage (``srv_close``),
+    the last one to the period end ``T``; a device without an outage is up all period."""
+    order = np.lexsort((t_down, dev))
+    dev, srv_close, t_up = dev[order], srv_close[order], t_up[order]
+    first = np.ones(dev.size, dtype=bool)
+    first[1:] = dev[1:] != dev[:-1]
+    last = np.ones(dev.size, dtype=bool)
+    last[:-1] = dev[1:] != dev[:-1]
+    prev_up = np.zeros(dev.size, dtype=I64)
+    prev_up[1:] = t_up[:-1]
+    before = np.where(first, 0, prev_up)          # the connection each outage ends
+    after = last & (t_up < T)                     # up again at the period end
+    calm = np.ones(n, dtype=bool)
+    calm[dev] = False
+    start = np.concatenate((before, t_up[after], np.zeros(int(calm.sum()), I64)))
+    end = np.concatenate((np.minimum(srv_close, T), np.full(int(after.sum()) + int(calm.sum()), T, I64)))
+    keep = start < T
+    return start[keep].astype(I64), end[keep].astype(I64)
+
+
 def simulate_fleet(
     cfg: IotFleetConfig,
     *,
@@ -688,7 +713,7 @@ def simulate_fleet(
     ``book`` receives bytes by category per minute, the series ``iot_messages``/``iot_pings`` and the
     levels ``iot_connections`` and ``iot_stored_bytes``, and the counts listed in the module doc.
     The return value holds usage-file meters: daily element counts, per-minute ``stored_bytes`` and
-    ``peak_ccu``.
+    ``peak_ccu``, and the message, connection-time and session meters of :mod:`sim.world.iot.meters`.
 
     ``env``: when given, the fleet runs as a SimPy process that advances one chunk (<= 1 day) per
     ``env.timeout`` (env time in seconds from ``start``), so other processes interleave with it; the

@@ -8,6 +8,23 @@ protocol sizes, the ``iot_connections`` and ``iot_stored_bytes`` levels, the ``i
 ``iot_pings`` series, the ``iot_*`` counts) and the element meters a usage file bills, and passes the
 losses on to the enforcer's report. It knows no engine, so both engines write the same keys and
 neither depends on the other's internals.
+
+Meters for platforms that bill messages, connection time and sessions (AWS IoT Core, EMQX ...), from the
+outcome alone (so both engines write the same ones for the same outcome):
+
+* ``messages_in`` (1min): telemetry PUBLISHes that crossed the wire (``wire_hist`` over all sizes: delivered
+  and those a suspension rejected); ``message_sizes_in`` (1d distribution): their payload sizes by calendar
+  day; ``messages_out`` (1min): messages the platform sends the devices, none in this model (PUBACKs and
+  PINGRESPs are protocol), so zeros. No ``message_sizes_out`` is written (a chat app's on the same run is kept).
+* ``connection_seconds`` (1d distribution), ``connection_minutes`` and ``connection_hours`` (1d series): the
+  server-side connections (``conn_start``/``conn_end``) with the definitions of
+  :mod:`sim.world.connections`: whole seconds, attributed to the day a connection ends, split at billing
+  month starts (``MeterBook.month_starts``, when the book has them); a connection up before the period
+  (start 0) is an item only for a positive part.
+* ``mqtt_session_hours`` (1d series): hours MQTT sessions existed on the broker each day: persistent sessions
+  (``devices`` with ``persistent_sessions``, plus ``extra_mqtt_sessions``, what ``mqtt_sessions`` counts)
+  for the whole day (24 h, or the part of a shorter day), other device sessions while connected (their
+  connected time within the day).
 """
 
 from __future__ import annotations
@@ -16,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.meters import MeterBook
+from sim.meters import ItemCounter, MeterBook, numbers
 from sim.world.iot.outcome import FleetOutcome
 
 I64 = np.int64
@@ -100,7 +117,82 @@ def write_meters(out: FleetOutcome, book: MeterBook) -> dict:
     meters: dict[str, Any] = {k: {"interval": "1d", "values": [v] * days} for k, v in daily.items()}
     meters["stored_bytes"] = {"interval": "1min", "values": np.asarray(out.stored).astype(I64).tolist()}  # int(v)
     meters["peak_ccu"] = int(out.connections.max()) if M else 0
-    return meters
+    return platform_meters(out, book, meters, daily["mqtt_sessions"])
+
+
+class FleetMeters(dict):
+    """The fleet's usage-file meters, and what a sampled run needs to scale ``mqtt_session_hours``
+    (sim/sampling.py): ``day_hours`` (length of each day) and ``device_session_hours`` (the non-persistent
+    device sessions' part, per day)."""
+
+    day_hours: np.ndarray | None = None
+    device_session_hours: np.ndarray | None = None
+
+
+def platform_meters(out: FleetOutcome, book: MeterBook, meters: dict, persistent: int) -> FleetMeters:
+    """``meters`` with the message, connection-time and session meters of the module doc added."""
+    from datetime import timedelta
+
+    from sim.pricing.period import Period
+
+    M, T = out.minutes, out.minutes * 60
+    p = Period.create(book.start, book.start + timedelta(minutes=M), book.tz)
+    day_s = np.array([round((d - p.start).total_seconds()) for d in p.day_starts], dtype=I64)
+    bounds = np.append(day_s, T)
+    res = FleetMeters(meters)
+    hist = np.asarray(out.wire_hist)
+    res["messages_in"] = {"interval": "1min", "values": hist.sum(axis=1).astype(I64).tolist()}
+    res["messages_out"] = {"interval": "1min", "values": [0] * M}
+    sizes = ItemCounter(day_s.size)
+    if M and hist.size:
+        per_day = np.add.reduceat(hist, (day_s + 59) // 60, axis=0)  # (days, S): days start on whole minutes
+        at, k = np.nonzero(per_day)
+        sizes.add_counts(at, np.asarray(out.sizes, dtype=I64)[k], per_day[at, k])
+    res["message_sizes_in"] = sizes.to_meter()
+
+    start = np.zeros(0, I64) if out.conn_start is None else np.asarray(out.conn_start, dtype=I64)
+    end = np.zeros(0, I64) if out.conn_end is None else np.minimum(np.asarray(out.conn_end, dtype=I64), T)
+    items = ItemCounter(day_s.size)
+    minutes, secs = np.zeros(day_s.size), np.zeros(day_s.size)
+    s, e = start[(end > start) | (start > 0)], end[(end > start) | (start > 0)]
+    months = [] if book.month_starts is None else [m * 60 for m in book.month_starts[1:-1] if 0 < m * 60 < T]
+    parts_s, parts_e = [], []
+    for b in months:  # a connection across a billing month's start: each month's part an item
+        cross = (s < b) & (e > b)
+        if cross.any():
+            parts_s.append(s[cross])
+            parts_e.append(np.full(int(cross.sum()), b, I64))
+            s = np.where(cross, b, s)
+    if parts_s:
+        s, e = np.concatenate([*parts_s, s]), np.concatenate([*parts_e, e])
+    if s.size:
+        dur = e - s
+        day = np.searchsorted(day_s, np.maximum(e - 1, s), side="right") - 1
+        items.add(day, dur)
+        minutes = np.bincount(day, weights=((dur + 59) // 60).astype(float), minlength=day_s.size)
+        secs = np.bincount(day, weights=dur.astype(float), minlength=day_s.size)
+    res["connection_seconds"] = items.to_meter()
+    res["connection_minutes"] = {"interval": "1d", "values": numbers(minutes)}
+    res["connection_hours"] = {"interval": "1d", "values": numbers(secs / 3600.0)}
+
+    day_hours = np.diff(bounds) / 3600.0
+    device = np.zeros(day_s.size)
+    if not out.cfg.persistent_sessions and start.size:
+        device = np.diff(_connected_until(start, end, bounds)) / 3600.0
+    res["mqtt_session_hours"] = {"interval": "1d", "values": numbers(persistent * day_hours + device)}
+    res.day_hours, res.device_session_hours = day_hours, device
+    return res
+
+
+def _connected_until(start: np.ndarray, end: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Connected seconds of the connections ``[start, end)`` before each time ``t``: sum of min(end, t) - min(start, t)."""
+    def sum_min(x: np.ndarray) -> np.ndarray:
+        xs = np.sort(x)
+        k = np.searchsorted(xs, t, side="left")
+        below = np.concatenate(([0], np.cumsum(xs)))[k]
+        return below + t * (xs.size - k)
+
+    return sum_min(end) - sum_min(start)
 
 
 def add_event_bytes(book: MeterBook, b, minute, n) -> None:

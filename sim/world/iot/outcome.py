@@ -69,3 +69,9 @@ class FleetOutcome:
     #: (minutes, 7) ``wire_hist`` priced per column of :data:`sim.world.iot.meters.MESSAGE_CATEGORIES`, if the
     #: engine computed it already (else the meters do)
     wire_bytes: np.ndarray | None = None
+    # -- device connections as the platform holds them (``connection_seconds`` ...) ---------------------------
+    #: each server-side connection's start and end, int seconds from the period start, paired: from the period
+    #: start (0: up before the period) or its CONNECT to the server's close (suspension, MQTT server timeout of
+    #: a dead link, take-over by the device's reconnection) or the period end. None: not reported.
+    conn_start: np.ndarray | None = None
+    conn_end: np.ndarray | None = None

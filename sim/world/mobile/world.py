@@ -98,7 +98,7 @@ class MobileWorld:
         start = sc.simulation.start
         tls_on = sc.protocol.tls != "off"
         self.conn = ConnectionMeter(book, protocol, sc.network, self.pop.n, day_starts, tls_on,
-                                    tls_on and sc.protocol.session_tickets, clock.month_starts)
+                                    tls_on and sc.protocol.session_tickets, clock.month_starts, social=self.pop.social)
         self._hooks = enforcer is not None and type(enforcer) is not Enforcer
         self.enforcer = Shifted(enforcer, self.offset, self.warm * 1440) if self._hooks else Enforcer()
         # Every active user uses the app on at least one day of the period (so MAU is the active users):
@@ -126,7 +126,7 @@ class MobileWorld:
         horizon = self.period_end + 2 * DAY_MS
         self.tpl_light = DozeTemplate.build(sc.os.android, False, horizon)
         self.tpl_deep = DozeTemplate.build(sc.os.android, True, horizon)
-        self.mm = MessageMeter(book, protocol, sc.messaging, self.counts)
+        self.mm = MessageMeter(book, protocol, sc.messaging, self.counts, day_starts)
         self.ttl_ms = None if sc.messaging.ttl_s is None else int(sc.messaging.ttl_s * 1000)
         self.enforcer.begin(start, self.days * 1440)
         self.timings: dict[str, float] = {}
@@ -333,6 +333,7 @@ class MobileWorld:
         self.conn.sweep(tl, cs, ce)
         self._lap("conn_sweep")
         self.conn.close(tl, np.flatnonzero(tl.end < ce), rng_conn)
+        self.conn.day_end(ce)  # the day's connections are all opened and closed (group channels, peak_channels)
         self._lap("conn_close")
         self.tl = tl.take(tl.end >= ce)
         self.fg_carry = fg.take(fg.end > ce) if sc.messaging.read_receipts else Intervals.empty()
@@ -561,6 +562,7 @@ class MobileWorld:
         for k in sorted(set(totals) | set(self._warm_counts)):
             book.count(k, totals.get(k, 0) - self._warm_counts.get(k, 0))
         self.mm.write()
+        meters.update(self.mm.meters())  # messages_in/_out and their sizes
         return meters
 
 
