@@ -378,8 +378,8 @@ def run_plans(scenario, plans, *, seed: int | None = None, progress: bool = True
 
 
 def charges_anything(plan) -> bool:
-    """Whether a plan's bill can be more than nothing: charges, a base fee, add-ons or a minimum."""
-    return bool(plan.charges or plan.base_fee or plan.minimum_commitment or plan.addons)
+    """Whether a plan's bill can be more than nothing (:attr:`sim.pricing.plan.Plan.charges_anything`)."""
+    return plan.charges_anything
 
 
 def meter_values(meter) -> np.ndarray:

@@ -195,7 +195,7 @@ def headroom_lines(h) -> list[str]:
     table = tabulate(body, headers=["limit", "quantity", "limit value", "used", "exceeded", "exceeded at growth"],
                      tablefmt="github", disable_numparse=True,
                      colalign=["left", "right", "right", "right", "left", "left"])
-    return [f"free-plan headroom, {h.plan}: {h.text()}", *table.splitlines()]
+    return [f"{'free-plan' if h.free else 'package-limit'} headroom, {h.plan}: {h.text()}", *table.splitlines()]
 
 
 def sampling_lines(usage: dict) -> list[str]:

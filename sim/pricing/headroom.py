@@ -107,6 +107,12 @@ class Headroom:
     growth_factor: float             # the smallest limit's factor; < 1 when already exceeded; inf: never leaves
     binding: tuple[str, ...]         # metrics of the limits that bind first (several on a tie), () when never
     exceeded: bool                   # a limit is exceeded already (the bill has violations)
+    free: bool = True                # a free plan (no charges, no fees): its limits are a free tier, else a package's
+
+    @property
+    def tier(self) -> str:
+        """What the limits are, in words: "the free tier", or "the plan's limits" for a paid package's."""
+        return "the free tier" if self.free else "the plan's limits"
 
     def limit(self, metric: str) -> LimitHeadroom:
         for lim in self.limits:
@@ -123,10 +129,10 @@ class Headroom:
                             for x in self.limits if x.binds_first)
             back = (f"no scaling brings it back ({why})" if g == 0 else
                     f"inside again only below {factor_text(g)} x today's usage ({names})")
-            return f"already outside the free tier (exceeded: {over}); {back}"
+            return f"already outside {self.tier} (exceeded: {over}); {back}"
         if math.isinf(g):
-            return "growth never leaves the free tier (no limit is approached)"
-        return f"leaves the free tier at {factor_text(g)} x today's usage; binds first: {names}"
+            return f"growth never leaves {self.tier} (no limit is approached)"
+        return f"leaves {self.tier} at {factor_text(g)} x today's usage; binds first: {names}"
 
     def to_dict(self) -> dict:
         """JSON: quantities in each limit's unit (clean, as in bills), fractions and factors as floats, null when
@@ -135,6 +141,7 @@ class Headroom:
             "plan": self.plan,
             "growth_factor": _finite(self.growth_factor),
             "exceeded": self.exceeded,
+            "free": self.free,
             "binding": list(self.binding),
             "summary": self.text(),
             "limits": [lim.to_dict() for lim in self.limits],
@@ -318,4 +325,5 @@ def headroom(usage: Usage, plan: Plan) -> Headroom | None:
     binds = [not math.isinf(g) and r.growth_factor <= g * (1 + TIE) for r in rows]
     rows = [replace(r, binds_first=b) for r, b in zip(rows, binds, strict=True)]
     return Headroom(plan=plan.name, limits=tuple(rows), growth_factor=g,
-                    binding=tuple(r.metric for r in rows if r.binds_first), exceeded=any(r.exceeded for r in rows))
+                    binding=tuple(r.metric for r in rows if r.binds_first), exceeded=any(r.exceeded for r in rows),
+                    free=not plan.charges_anything)

@@ -401,6 +401,12 @@ class Plan(_Strict):
     def meters(self) -> set[str]:
         return {m.meter for m in self.metrics.values() if m.meter is not None}
 
+    @property
+    def charges_anything(self) -> bool:
+        """Whether a bill under this plan can be more than nothing: charges, a base fee, fees, add-ons or a
+        minimum. A plan that cannot is a free plan: its limits are a free tier."""
+        return bool(self.charges or self.base_fee or self.fees or self.minimum_commitment or self.addons)
+
 
 def shipped_plans() -> dict[str, str]:
     """Shipped plan names and their one-line descriptions."""
