@@ -99,9 +99,12 @@ def storm_extra(usage: dict, baseline: dict) -> dict[str, int]:
 def cheapest_usable_choice(outcomes: list[PlanOutcome]) -> tuple[str | None, list[str]]:
     """``(cheapest, tie)`` among the plans whose hard limits hold and that lost nothing (no rejection, discard,
     drop, refused connection or suspension); failing that, among those whose limits hold; failing that, all.
-    One cheapest plan: ``(plan, [])``; equal lowest totals: ``(None, [tied plans])`` (:func:`sim.pricing.report.lowest`)."""
-    from sim.pricing.report import lowest
+    One cheapest plan: ``(plan, [])``; equal lowest totals: ``(None, [tied plans])`` (:func:`sim.pricing.report.lowest`).
+    Only plans in the bills' main currency are compared (:func:`sim.pricing.report.main_currency`)."""
+    from sim.pricing.report import lowest, main_currency
 
+    currency = main_currency([o.bill for o in outcomes])
+    outcomes = [o for o in outcomes if o.bill.currency == currency]  # totals in other currencies are not compared
     clean = [o for o in outcomes if not o.bill.violations and not any(
         o.row()[k] for k in ("rejected", "discarded", "dropped", "refused_connections", "suspensions"))]
     pool = clean or [o for o in outcomes if not o.bill.violations] or outcomes
@@ -187,8 +190,12 @@ def plot_comparison(outcomes: list[PlanOutcome], path: str | Path, title: str = 
         if r["violations"]:        # a free plan that is exceeded costs nothing, and is no option
             ax1.text(xi, float(r["total"]) + 0.02 * top, "limits\nexceeded", ha="center", va="bottom", fontsize=8,
                      color="firebrick")
+    currencies = list(dict.fromkeys(o.bill.currency for o in outcomes))
+    if len(currencies) > 1:  # a plan in another currency is named with it on the axis
+        names = [n if o.bill.currency == currencies[0] else f"{n} ({o.bill.currency})"
+                 for n, o in zip(names, outcomes, strict=True)]
     ax1.set_xticks(x, names, rotation=20, ha="right")
-    ax1.set_ylabel(outcomes[0].bill.currency if outcomes else "")
+    ax1.set_ylabel(" / ".join(currencies))
     ax1.set_title("what each plan costs")
     ax1.legend(fontsize=8)
     # losses are counts of what the plan took away; a storm's extra handshakes count only when positive

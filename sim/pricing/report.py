@@ -19,9 +19,21 @@ def lowest(totals: list[tuple[str, Decimal]]) -> tuple[str | None, list[str]]:
     return (at_low[0], []) if len(at_low) == 1 else (None, at_low)
 
 
+def main_currency(bills: list[Bill]) -> str | None:
+    """The currency most of the bills are in (the first bill's among equally common ones): totals in different
+    currencies are never compared, so the cheapest plan is chosen among the bills in this one."""
+    counts: dict[str, int] = {}
+    for b in bills:
+        counts[b.currency] = counts.get(b.currency, 0) + 1
+    return max(counts, key=lambda c: counts[c]) if counts else None
+
+
 def cheapest(bills: list[Bill]) -> tuple[str | None, list[str]]:
     """The cheapest plan among those whose hard limits hold (a free plan that is exceeded is no option; when
-    every plan is exceeded, all are compared), as ``(plan, [])``, or ``(None, [tied plans])`` on a tie."""
+    every plan is exceeded, all are compared), as ``(plan, [])``, or ``(None, [tied plans])`` on a tie. Only
+    bills in the :func:`main_currency` are compared."""
+    currency = main_currency(bills)
+    bills = [b for b in bills if b.currency == currency]
     eligible = [b for b in bills if not b.violations] or bills
     return lowest([(b.plan, b.total) for b in eligible])
 
@@ -63,8 +75,13 @@ def comparison(bills: list[Bill]) -> str:
                              + (" (limits exceeded)" if b.violations else "")
                              + cheapest_mark(b.plan, name, tie, len(bills))
                              for b in bills])
-    return tabulate(rows, headers=["item"] + [b.plan for b in bills], tablefmt="github",
-                    colalign=["left"] + ["right"] * len(bills), disable_numparse=True)
+    table = tabulate(rows, headers=["item"] + [b.plan for b in bills], tablefmt="github",
+                     colalign=["left"] + ["right"] * len(bills), disable_numparse=True)
+    others = sorted({b.currency for b in bills} - {main_currency(bills)})
+    if others:
+        table += (f"\n(the cheapest is chosen among the {main_currency(bills)} plans; plans in "
+                  f"{', '.join(others)} are not compared with them)")
+    return table
 
 
 def bill_table(bill: Bill) -> str:
