@@ -152,6 +152,7 @@ def _run(sc: Scenario, seed: int, progress: bool, enforcer: Enforcer | None, iot
                                                          _month_minutes(sc), block, weight)
         if "ccu_max" in book.series and isinstance(meters.get("peak_ccu"), dict):
             book.series["ccu_max"] = np.asarray(meters["peak_ccu"]["values"], dtype=np.float64)
+    meters["devices"] = _registered_devices(world, wsc, warm, period, msample.ratio if msample else 1.0)
     extra_meters: dict = {}
     if sc.iot is not None and isample is None:
         extra_meters = _run_iot(sc, streams, book, start, days, iot_enforcer)
@@ -211,6 +212,22 @@ def _present_per_day(world, warm: int, days: int) -> np.ndarray | None:
     joined = np.searchsorted(np.sort(pres.join), cs + DAY_S * 1000, side="left")
     gone = np.searchsorted(np.sort(pres.leave), cs, side="right")
     return (joined - gone).astype(np.float64)
+
+
+def _registered_devices(world, wsc: Scenario, warm: int, period: Period, ratio: float) -> dict:
+    """``devices`` (1d) of the chat app: its users registered on each calendar day of the period, each one client
+    (a device, as an IoT hub registers it): the population, or with growth the users present at some time of the
+    day; a sampled run's estimate of the whole (x ratio). An IoT fleet's own ``devices`` replace it."""
+    ms = [round((d - period.start).total_seconds() * 1000) + warm * DAY_S * 1000 for d in period.day_starts]
+    ends = ms[1:] + [round(period.seconds * 1000) + warm * DAY_S * 1000]
+    pres = getattr(world, "presence", None)
+    if pres is None:
+        n = np.full(len(ms), float(wsc.population.users))
+    else:
+        joined = np.searchsorted(np.sort(pres.join), np.asarray(ends), side="left")
+        gone = np.searchsorted(np.sort(pres.leave), np.asarray(ms), side="right")
+        n = (joined - gone).astype(np.float64)
+    return {"interval": "1d", "values": [int(v) for v in np.round(n * ratio)]}
 
 
 def _month_minutes(sc: Scenario) -> list[int] | None:

@@ -124,3 +124,42 @@ def test_free_tiers_the_app_outgrows_are_reported(compared):
         violations = {v.metric for v in outcomes[name].bill.violations}
         assert metric in violations, (name, violations)
     assert not outcomes["ably-standard"].bill.violations  # 10,000 concurrent connections is far away
+
+
+def test_the_iot_hubs_limits_act_on_the_app_and_the_cheapest_is_chosen_in_one_currency(compared):
+    sc, base, outcomes = compared
+    free = outcomes["azure-iot-hub-free"]
+    assert "devices" in {v.metric for v in free.bill.violations}  # 5,000 users > 500 devices
+    assert base.usage["meters"]["devices"]["values"] == [sc.population.users] * 2
+    days = free.usage["enforcement"]["quota_days"]
+    assert all(d["limit"] == 8000 and d["used"] <= 8000 and d["rejected"] > 0 for d in days)
+    s1 = outcomes["azure-iot-hub-s1"]
+    assert s1.bill.currency == "CNY" and s1.bill.total == Decimal("254.40")
+    from sim.comparison import cheapest_usable
+    from sim.pricing.report import cheapest
+
+    bills = [o.bill for o in outcomes.values()]
+    assert outcomes[cheapest_usable(list(outcomes.values())) or "mesibo-onprem"].bill.currency == "USD"
+    name, tie = cheapest(bills)
+    assert all(outcomes[n].bill.currency == "USD" for n in [name, *tie] if n)
+
+
+def test_totals_in_different_currencies_are_never_compared():
+    """The cheapest is chosen among the bills in the currency most of them use: a CNY 1.00 bill is not 'cheaper'
+    than USD 10.00 ones."""
+    from sim.pricing.plan import plan_from_dict
+    from sim.pricing.pricing import price
+    from sim.pricing.report import cheapest, comparison
+    from sim.pricing.usage import usage_from_dict
+
+    usage = usage_from_dict({"period": {"start": "2026-11-01T00:00:00Z", "end": "2026-12-01T00:00:00Z"},
+                             "meters": {"mau": 1}}, "<t>")
+
+    def plan(name, currency, fee):
+        return plan_from_dict({"name": name, "description": name, "currency": currency, "base_fee": fee,
+                               "metrics": {"mau": {"meter": "mau", "aggregation": "max"}}}, name)
+
+    bills = [price(usage, plan(n, c, f)) for n, c, f in (("u10", "USD", "10"), ("c1", "CNY", "1"), ("u12", "USD", "12"))]
+    assert cheapest(bills) == ("u10", [])
+    assert cheapest(bills[1:2]) == ("c1", [])
+    assert "plans in CNY are not compared" in comparison(bills)
