@@ -185,6 +185,34 @@ def _add_breakeven(sub) -> None:
     p.set_defaults(func=_cmd_breakeven)
 
 
+def _cmd_protocol(args: argparse.Namespace) -> int:
+    from sim.protocol.report import default_messages, iot_messages, protocol_figures, protocol_table
+    from sim.scenario import apply_sets, load_scenario, validate_scenario
+
+    if args.scenario is None:  # the reference defaults: only protocol.* keys may be set
+        bad = [s for s in args.set if not s.startswith("protocol.")]
+        if bad:
+            raise InputError("--set", bad[0].split("=")[0], "without a scenario only protocol.KEY=VALUE can be set")
+        sc = validate_scenario(apply_sets({"name": "defaults", "population": {"users": 1}}, args.set), "--set")
+    else:
+        sc = load_scenario(args.scenario, args.set)
+    doc = {"scenario": sc.name, "app": protocol_figures(sc.protocol, default_messages(sc))}
+    if sc.iot is not None:
+        doc["iot"] = protocol_figures(sc.iot.protocol_config(), iot_messages(sc.iot))
+    if args.format == "json":
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for part, title in (("app", "chat app (scenario protocol)"), ("iot", "IoT fleet (scenario iot)")):
+        if part in doc:
+            cfg = doc[part]["protocol"]
+            print(f"{doc['scenario']}: {title}: app {cfg['app']}, TLS {cfg['tls']}, IPv{cfg['ip_version']}, "
+                  f"MSS {cfg['mss']}")
+            print(protocol_table(doc[part]))
+            print()
+    return 0
+
+
 def _cmd_scenario_reference(args: argparse.Namespace) -> int:
     from sim.scenario import reference_markdown
 
@@ -297,6 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_fleet)
 
     _add_breakeven(sub)
+
+    p = sub.add_parser("protocol", help="bytes per connection and per message, by direction and category, for a "
+                       "scenario's protocol settings (to hold against a capture)")
+    p.add_argument("scenario", nargs="?", default=None, help="scenario file (default: the reference defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a scenario key")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=_cmd_protocol)
 
     p = sub.add_parser("scenario", help="scenario file help")
     ssub = p.add_subparsers(dest="scenario_command", required=True)

@@ -538,7 +538,7 @@ class Scenario(Strict):
     messaging: Messaging = Field(default_factory=Messaging)
     calls: Calls = Field(default_factory=Calls)
     protocol: ProtocolConfig = Field(
-        default_factory=ProtocolConfig, description="Wire model (sim/protocol.py ProtocolConfig).",
+        default_factory=ProtocolConfig, description="Wire model (sim/protocol/config.py ProtocolConfig).",
     )
     iot: IotFleetConfig | None = Field(
         None, description="Optional IoT tracker fleet (sim/world/iot/config.py IotFleetConfig).",

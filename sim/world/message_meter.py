@@ -3,7 +3,7 @@
 Why shared: what a copy costs on the wire and how its outcome is counted is the platform's billing
 unit, not a property of an engine. The ``fast`` engine hands whole days of copies and their routing
 outcomes (:class:`~sim.world.copies.Routed`); the ``events`` engine hands the copies its server
-decided. Either way the same calls put the same bytes (``sim/protocol.py``) into the same
+decided. Either way the same calls put the same bytes (``sim/protocol/``) into the same
 :class:`~sim.meters.MeterBook` and the same counts into the run's count dict, so a difference between
 the engines can only come from what the clients did.
 

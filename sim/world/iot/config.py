@@ -9,7 +9,7 @@ source there and are parameters for that reason.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import pydantic
 from pydantic import Field
@@ -118,6 +118,13 @@ class IotFleetConfig(pydantic.BaseModel, extra="forbid"):
         7200, ge=0, description="TLS ticket lifetime (PF §1.4: OpenSSL default 7,200 s)."
     )
 
+    protocol: dict[str, Any] = Field(
+        {}, description="More wire settings for the fleet's connections, as in the scenario's protocol section "
+        "(e.g. certificate_chain, server_name, alpn, client_stack, mqtt_broker, ip_version, tcp_timestamps, "
+        "session_tickets); the keys the fleet sets itself (app from mqtt_version, tls, cert_chain, mss, mqtt_qos, "
+        "mqtt_topic_len, mqtt_client_id_len) are set here under their own names.",
+    )
+
     # -- cellular links -----------------------------------------------------------------------------------
     drops_per_device_per_day: float = Field(
         2.0,
@@ -175,6 +182,16 @@ class IotFleetConfig(pydantic.BaseModel, extra="forbid"):
             raise ValueError("hour_weights needs 24 non-negative weights with a positive sum")
         return self
 
+    @pydantic.field_validator("protocol")
+    @classmethod
+    def _protocol_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        own = {k: f for k, f in _OWN_PROTOCOL_KEYS.items() if k in v}
+        if own:
+            k, f = next(iter(own.items()))
+            raise ValueError(f"{k} is set by the fleet's own key iot.{f}")
+        ProtocolConfig(**v)  # unknown keys and bad values are errors here, before the run
+        return v
+
     def protocol_config(self) -> ProtocolConfig:
         return ProtocolConfig(
             app="mqtt311" if self.mqtt_version == "3.1.1" else "mqtt5",
@@ -184,4 +201,10 @@ class IotFleetConfig(pydantic.BaseModel, extra="forbid"):
             mqtt_qos=self.qos,
             mqtt_topic_len=self.topic_len,
             mqtt_client_id_len=self.client_id_len,
+            **self.protocol,
         )
+
+
+#: ProtocolConfig keys the fleet derives from its own keys (``iot.protocol`` may not set them)
+_OWN_PROTOCOL_KEYS = {"app": "mqtt_version", "tls": "tls", "cert_chain": "cert_chain", "mss": "mss",
+                      "mqtt_qos": "qos", "mqtt_topic_len": "topic_len", "mqtt_client_id_len": "client_id_len"}
