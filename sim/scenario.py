@@ -606,7 +606,19 @@ def load_scenario(path: str | Path, sets: list[str] | None = None, seed: int | N
     raw = apply_sets(raw, sets or [], source)
     if seed is not None:
         raw["seed"] = seed
+    _resolve_beside(raw, p.parent)
     return validate_scenario(raw, source)
+
+
+def _resolve_beside(raw: dict, folder: Path) -> None:
+    """A relative ``certificate_chain`` (protocol, iot.protocol) is read beside the scenario file when it is there
+    (else from the working directory, as given)."""
+    for section in (raw.get("protocol"), (raw.get("iot") or {}).get("protocol") if isinstance(raw.get("iot"), dict)
+                    else None):
+        if isinstance(section, dict) and isinstance(section.get("certificate_chain"), str):
+            path = Path(section["certificate_chain"])
+            if not path.is_absolute() and (folder / path).is_file():
+                section["certificate_chain"] = str(folder / path)
 
 
 def validate_scenario(raw: dict, source: str = "<scenario>") -> Scenario:

@@ -73,3 +73,43 @@ def test_a_fleet_takes_more_wire_settings_under_iot_protocol(capsys):
     assert ka["in"]["session"] == v4["in"]["session"]
     assert main(["protocol", "scenarios/iot-trackers.yaml", "--set", "iot.protocol.tls=1.2"]) == 2
     assert "set by the fleet's own key iot.tls" in capsys.readouterr().err
+
+
+def _self_signed_pem(host: str) -> bytes:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=90))
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_a_chain_beside_the_scenario_sizes_the_handshake_and_a_bad_one_is_one_line(tmp_path, capsys):
+    """A relative certificate_chain is read beside the scenario file; the Certificate message grows with the DER
+    certificate (RFC 8446 §4.4.2: 4 + 1 + 3 + 3 + DER + 2, in a record of +22 B)."""
+    from cryptography import x509
+
+    pem = _self_signed_pem("chat.example.com")
+    (tmp_path / "chain.pem").write_bytes(pem)
+    der = len(x509.load_pem_x509_certificate(pem).public_bytes(__import__("cryptography").hazmat.primitives
+                                                               .serialization.Encoding.DER))
+    (tmp_path / "s.yaml").write_text("name: s\npopulation: {users: 10}\n"
+                                     "protocol: {certificate_chain: chain.pem, chain_includes_root: true}\n")
+    flights = run_json(capsys, str(tmp_path / "s.yaml"))["app"]["tls_flights"]["full"]
+    assert flights[1]["direction"] == "out"
+    cert_record = 22 + 4 + 1 + 3 + 3 + der + 2
+    # + ServerHello 127, change_cipher_spec 6, EncryptedExtensions 28, CertificateVerify 22 + 8 + the P-256 signature
+    # (expected DER length, ~71 B), Finished 74 (PF §1.2)
+    assert flights[1]["bytes"] == pytest.approx(127 + 6 + 28 + cert_record + 22 + 8 + 71 + 74, abs=1)
+    (tmp_path / "bad.yaml").write_text("name: s\npopulation: {users: 10}\nprotocol: {certificate_chain: nope.pem}\n")
+    assert main(["protocol", str(tmp_path / "bad.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "protocol.certificate_chain" in err and "cannot read certificate chain" in err and len(err.splitlines()) == 1

@@ -166,7 +166,7 @@ class _World:
         self.K = cfg.keepalive_s
         self.detect_s = cfg.keepalive_s if cfg.detect_s is None else cfg.detect_s
         self.srv_timeout = int(math.ceil(cfg.server_timeout_factor * cfg.keepalive_s))
-        self.ticket_ok = bool(self.proto.cfg.session_tickets and cfg.tls != "off")
+        self.ticket_ok = self.proto.cfg.resumable  # tickets, or TLS 1.2 session IDs
         lo, hi = cfg.payload_bytes
         self.lo, self.S = lo, hi - lo + 1
         tab = self.proto.messages(np.arange(lo, hi + 1, dtype=np.int64), "in")

@@ -62,7 +62,7 @@ class EventsWorld:
         start = sc.simulation.start
         net = sc.network
         tls_on = sc.protocol.tls != "off"
-        self.tickets_on = tls_on and sc.protocol.session_tickets
+        self.tickets_on = sc.protocol.resumable  # tickets, or TLS 1.2 session IDs
         self.ticket_ms = int(net.ticket_lifetime_s * 1000)
         self.p_resume, self.p_graceful = net.tls_resumption_probability, net.graceful_close_fraction
         self.nat_timeout_ms = int(net.nat_idle_timeout_s * 1000)

@@ -585,7 +585,7 @@ class _Fleet:
         # connections, handshakes, rejected attempts
         act = o.active
         conn = act & (o.t_up < T)
-        ticket_ok = self.proto.cfg.session_tickets and cfg.tls != "off"
+        ticket_ok = self.proto.cfg.resumable  # tickets, or TLS 1.2 session IDs
         resumed = (
             conn
             & ticket_ok

@@ -98,7 +98,7 @@ class MobileWorld:
         start = sc.simulation.start
         tls_on = sc.protocol.tls != "off"
         self.conn = ConnectionMeter(book, protocol, sc.network, self.pop.n, day_starts, tls_on,
-                                    tls_on and sc.protocol.session_tickets, clock.month_starts, social=self.pop.social)
+                                    sc.protocol.resumable, clock.month_starts, social=self.pop.social)
         self._hooks = enforcer is not None and type(enforcer) is not Enforcer
         self.enforcer = Shifted(enforcer, self.offset, self.warm * 1440) if self._hooks else Enforcer()
         # Every active user uses the app on at least one day of the period (so MAU is the active users):
