@@ -135,13 +135,18 @@ def test_record_overheads():
     assert int(proto(tls="1.2", tls12_cipher="chacha").record_overhead(1)) == 21
 
 
-def test_cbc_padding_ranges():
+@pytest.mark.parametrize("etm", [False, True])
+def test_cbc_padding_ranges(etm):
     n = np.arange(1, 16385)
-    sha1 = proto(tls="1.2", tls12_cipher="cbc_sha1").record_overhead(n)
-    sha256 = proto(tls="1.2", tls12_cipher="cbc_sha256").record_overhead(n)
+    sha1 = proto(tls="1.2", tls12_cipher="cbc_sha1", encrypt_then_mac=etm).record_overhead(n)
+    sha256 = proto(tls="1.2", tls12_cipher="cbc_sha256", encrypt_then_mac=etm).record_overhead(n)
     assert (sha1.min(), sha1.max()) == (42, 57)  # PF §1.1, RFC 5246 §6.2.3.2
     assert (sha256.min(), sha256.max()) == (54, 69)
-    assert ((n + sha1 - 5 - 16) % 16 == 0).all()  # ciphertext after IV is whole blocks
+    if etm:  # RFC 7366 §3: the padded ciphertext after the IV is whole blocks, the MAC follows it
+        assert ((n + sha1 - 5 - 16 - 20) % 16 == 0).all() and ((n + sha256 - 5 - 16 - 32) % 16 == 0).all()
+        assert sha1[0] == 5 + 16 + 16 + 20 - 1  # 1 B + 15 B padding = one block, then the 20-B MAC
+    else:  # MAC-then-encrypt: the MAC is padded with the plaintext
+        assert ((n + sha1 - 5 - 16) % 16 == 0).all()
 
 
 def test_record_splitting():
@@ -155,11 +160,13 @@ def test_record_splitting():
 # -- MQTT ---------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("app", "connect", "connack"), [("mqtt311", 87, 4), ("mqtt5", 88, 5)])
-def test_mqtt_connect_connack(app, connect, connack):
-    b = proto(app=app, tls="off", mqtt_subscriptions=0).login()  # [M-MQTT], PF §3.1
+@pytest.mark.parametrize(("app", "broker", "connect", "connack"),
+                         [("mqtt311", "mosquitto", 87, 4), ("mqtt5", "bare", 88, 5), ("mqtt5", "mosquitto", 88, 11)])
+def test_mqtt_connect_connack(app, broker, connect, connack):
+    # [M-MQTT], PF §3.1; mosquitto's MQTT 5 CONNACK adds Receive Maximum (3 B) and Topic Alias Maximum (3 B)
+    b = proto(app=app, tls="off", mqtt_subscriptions=0, mqtt_broker=broker).login()
     assert (b.get("in", "app_protocol"), b.get("out", "app_protocol")) == (connect, connack)
-    b = proto(app=app).connect(resumed=False)
+    b = proto(app=app, mqtt_broker=broker).connect(resumed=False)
     sub, suback = (30, 5) if app == "mqtt311" else (31, 6)
     assert (b.get("in", "app_protocol"), b.get("out", "app_protocol")) == (connect + sub, connack + suback)
     assert b.get("in", "tls_record") == b.get("out", "tls_record") == 2 * 22
@@ -210,8 +217,11 @@ def test_websocket_frame_headers():
     n = np.array([0, 125, 126, 65_535, 65_536])
     assert ws_frame_header_size(n, client_to_server=False).tolist() == [2, 2, 4, 4, 10]  # RFC 6455 §5.2
     assert ws_frame_header_size(n, client_to_server=True).tolist() == [6, 6, 8, 8, 14]
-    b = proto(app="websocket", app_header_bytes=40).message(100, "in")
+    b = proto(app="websocket", app_header_bytes=40, ws_permessage_deflate=False).message(100, "in")
     assert b.get("in", "app_protocol") == 40 + 8  # 140-B frame body from the client
+    # permessage-deflate (RFC 7692): the 140-B body compressed by the message ratio, the payload's share of it
+    z = proto(app="websocket", app_header_bytes=40, ws_deflate_ratio={"message": 0.5}).message(100, "in")
+    assert z.get("in", "payload") == 50 and z.get("in", "payload") + z.get("in", "app_protocol") == 70 + 6
 
 
 # -- TLS off, billing, vectorisation ------------------------------------------------------------------------------

@@ -172,18 +172,18 @@ class Protocol:
         return Bytes(out=side["out"], inb=side["in"])
 
     # -- messages --------------------------------------------------------------------------------------------------
-    def app_overhead(self, payload: np.ndarray, direction: str) -> np.ndarray:
-        """Application-protocol bytes around each payload: chat header; + WebSocket frame header; or the
-        MQTT PUBLISH header (fixed header 1 + Remaining Length 1-4, topic 2+len, packet id 2 if QoS 1,
-        property length 1 in MQTT 5; PF §3.1)."""
+    def app_overhead(self, payload: np.ndarray, direction: str, kind: str = "message") -> np.ndarray:
+        """Application-protocol bytes around each payload: chat header; + WebSocket frame header (with
+        permessage-deflate, the compressed header's share, by message ``kind``); or the MQTT PUBLISH header (fixed
+        header 1 + Remaining Length 1-4, topic 2+len, packet id 2 if QoS 1, property length 1 in MQTT 5; PF §3.1)."""
         c = self.cfg
         if mqtt.is_mqtt(c):
             return mqtt.publish_overhead(c, payload)
         if c.app == "websocket":
-            return websocket.frame_overhead(c, payload, direction)
+            return websocket.frame_overhead(c, payload, direction, kind)
         return np.full_like(payload, c.app_header_bytes)
 
-    def messages(self, payload: np.ndarray, direction: str) -> dict[str, np.ndarray]:
+    def messages(self, payload: np.ndarray, direction: str, kind: str = "message") -> dict[str, np.ndarray]:
         """Wire bytes of independent messages with the given payload sizes flowing in ``direction``.
 
         Keys (int64 arrays, shape of ``payload``): in ``direction`` ``payload``, ``app_protocol``, ``tls_record``
@@ -191,7 +191,9 @@ class Protocol:
         direction ``ack_tcpip`` (pure ACKs, ``ceil(segments/2)``; with QoS 1 the PUBACK carries the last ACK and
         its own segment header is counted here), ``ack_app`` (the 4-B PUBACK) and ``ack_tls_record`` (its
         record overhead). ``ack_app`` / ``ack_tls_record`` are zero unless MQTT QoS 1. Each message is one
-        application write: ``ceil(n / 2^14)`` records, ``ceil(wire / mss)`` segments.
+        application write: ``ceil(n / 2^14)`` records, ``ceil(wire / mss)`` segments. ``kind`` ("message",
+        "media", "receipt"): over WebSocket with permessage-deflate, the compression ratio the payload gets (the
+        returned ``payload`` is then the compressed size on the wire).
         """
         _check_direction(direction)
         payload = np.asarray(payload)
@@ -201,7 +203,9 @@ class Protocol:
         if payload.size and payload.min() < 0:
             raise ValueError("payload sizes must be >= 0")
         h = self.segment_header
-        app = self.app_overhead(payload, direction)
+        app = self.app_overhead(payload, direction, kind)
+        if self.cfg.app == "websocket":
+            payload = websocket.payload_on_wire(self.cfg, payload, kind)
         msg = payload + app
         tls = self.record_overhead(msg)
         msg += tls
@@ -231,9 +235,9 @@ class Protocol:
             "ack_tls_record": ack_tls,
         }
 
-    def message(self, payload: int, direction: str) -> Bytes:
+    def message(self, payload: int, direction: str, kind: str = "message") -> Bytes:
         """One message as :class:`Bytes` (built on :meth:`messages`)."""
-        m = {k: int(v[0]) for k, v in self.messages(np.array([payload], dtype=np.int64), direction).items()}
+        m = {k: int(v[0]) for k, v in self.messages(np.array([payload], dtype=np.int64), direction, kind).items()}
         other = _OTHER[direction]
         fwd = {k: m[k] for k in ("payload", "app_protocol", "tls_record", "tcpip")}
         back = {"app_protocol": m["ack_app"], "tls_record": m["ack_tls_record"], "tcpip": m["ack_tcpip"]}

@@ -53,7 +53,7 @@ class MessageMeter:
         self.msg_series = np.zeros(m)
         self.orig_series = np.zeros(m)
         self.deliv_series = np.zeros(m)
-        self._one_cache: dict[tuple[int, str], dict[str, float]] = {}
+        self._one_cache: dict[tuple[int, str, str], dict[str, float]] = {}
         # application messages per minute and their sizes per period day, by direction
         self.wire_messages = {"in": np.zeros(m), "out": np.zeros(m)}
         self.sizes = {"in": ItemCounter(book.days), "out": ItemCounter(book.days)}
@@ -91,13 +91,14 @@ class MessageMeter:
     def stored_size(self, c: Copies, idx: np.ndarray) -> np.ndarray:
         return c.size[idx] + self.cfg.stored_overhead_bytes
 
-    def _one(self, size: int, direction: str) -> dict[str, float]:
+    def _one(self, size: int, direction: str, kind: str = "message") -> dict[str, float]:
         """Wire bytes of one message of ``size`` (remembered: receipts all have one size)."""
-        key = (size, direction)
+        key = (size, direction, kind)
         one = self._one_cache.get(key)
         if one is None:
             sz = np.array([size], dtype=np.int64)
-            one = self._one_cache[key] = {k: float(v[0]) for k, v in self.protocol.messages(sz, direction).items()}
+            one = self._one_cache[key] = {k: float(v[0]) for k, v in
+                                          self.protocol.messages(sz, direction, kind).items()}
         return one
 
     def add_messages(self, sizes: np.ndarray, minute: np.ndarray, direction: str, receipt: bool,
@@ -111,7 +112,7 @@ class MessageMeter:
         book = self.book
         if sizes[0] == sizes.min() == sizes.max():
             # all the same size (e.g. fixed-size text): price one message, count messages per minute
-            one = self._one(int(sizes[0]), direction)
+            one = self._one(int(sizes[0]), direction, "receipt" if receipt else "message")
             lo, per_min = span_counts(minute, book.minutes)  # messages per minute, from minute lo on
             per_min = per_min.astype(np.float64)
             if count and per_min.size:
@@ -131,7 +132,7 @@ class MessageMeter:
                 if one[key]:
                     book.add_bytes_span(d, cat, lo, per_min * one[key])
             return
-        m = self.protocol.messages(sizes, direction)
+        m = self.protocol.messages(sizes, direction, "receipt" if receipt else "message")
         items = [
             (direction, "app_protocol" if receipt else "payload", m["payload"]),
             (direction, "app_protocol", m["app_protocol"]), (direction, "tls_record", m["tls_record"]),
