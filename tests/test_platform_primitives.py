@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 
 from sim.errors import InputError
+from sim.pricing.metering import measure
 from sim.pricing.plan import plan_from_dict
 from sim.pricing.pricing import price, price_entities
 from sim.pricing.usage import usage_from_dict
@@ -274,3 +275,17 @@ def test_spend_limit_caps_the_bill():
     assert line(b, "spend_limit").amount == Decimal("-165.50") and b.total == Decimal("100.00")
     under = price(usage({"outbound_bytes": 50e9}), p)
     assert under.total == Decimal("40.50") and all(ln.item != "spend_limit" for ln in under.lines)
+
+
+def test_a_grown_app_has_more_items_of_each_size_in_its_distributions():
+    """sim.pricing.headroom.scale_usage: growth by g multiplies a distribution's counts (g times the messages of
+    each size), so a per-item rounded metric grows by g: 3 x (2 KiB parts of 100 B and 5,000 B) = 3 x (1 + 3)."""
+    from sim.pricing.headroom import scale_usage
+
+    u = usage_from_dict({"period": {"start": "2026-11-01T00:00:00Z", "end": "2026-12-01T00:00:00Z"},
+                         "meters": {"message_sizes_in": {"items": {"value": [100, 5000], "count": [1, 1]}}}}, "<t>")
+    plan = plan_from_dict({"name": "p", "description": "p", "metrics": {"tx": {
+        "meter": "message_sizes_in", "aggregation": "sum", "meter_unit": "bytes", "unit": "tx",
+        "each": {"step": 2, "step_unit": "KiB", "minimum": 1}}}}, "<p>")
+    assert measure(plan, u)["tx"].quantity == 4
+    assert measure(plan, scale_usage(u, 3.0))["tx"].quantity == 12

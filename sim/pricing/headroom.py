@@ -52,10 +52,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 
+import numpy as np
+
 from sim.pricing.bill import _num, quantity_text
 from sim.pricing.metering import Measurement, measure
 from sim.pricing.plan import Limit, Metric, Plan
-from sim.pricing.usage import IdSeries, MeterValue, Series, Usage
+from sim.pricing.usage import Distribution, IdSeries, MeterValue, Series, Usage
 
 #: Growth factors within this relative distance of the smallest bind together (a tie).
 TIE = 1e-9
@@ -182,6 +184,8 @@ def _scalable(value: MeterValue) -> MeterValue:
 def _times(value: MeterValue, g: float) -> MeterValue:
     if isinstance(value, Series):
         return Series(value.interval, value.values * g)
+    if isinstance(value, Distribution):  # g times as many items of each size (messages, connections)
+        return replace(value, count=np.asarray(value.count, dtype=np.float64) * g)
     return float(value) * g
 
 
