@@ -196,7 +196,9 @@ def _cmd_protocol(args: argparse.Namespace) -> int:
         sc = validate_scenario(apply_sets({"name": "defaults", "population": {"users": 1}}, args.set), "--set")
     else:
         sc = load_scenario(args.scenario, args.set)
-    doc = {"scenario": sc.name, "app": protocol_figures(sc.protocol, default_messages(sc))}
+    doc: dict = {"scenario": sc.name}
+    if sc.iot is None or sc.population.monthly_active_fraction > 0:  # a fleet-only scenario has no chat app
+        doc["app"] = protocol_figures(sc.protocol, default_messages(sc))
     if sc.iot is not None:
         doc["iot"] = protocol_figures(sc.iot.protocol_config(), iot_messages(sc.iot))
     if args.format == "json":

@@ -42,7 +42,10 @@ def test_settings_change_the_figures(capsys):
 
 def test_a_scenario_with_a_fleet_shows_both(capsys):
     doc = run_json(capsys, "scenarios/iot-trackers.yaml")
+    assert "app" not in doc  # the scenario's population is no chat app (monthly_active_fraction 0)
     assert doc["iot"]["protocol"]["app"] == "mqtt311" and "telemetry" in doc["iot"]["messages"]
+    both = run_json(capsys, "scenarios/iot-trackers.yaml", "--set", "population.monthly_active_fraction=0.5")
+    assert set(both) == {"scenario", "app", "iot"}
     up = doc["iot"]["messages"]["telemetry"]["uploaded"]
     assert up["out"]["bytes"]["app_protocol"] == 4  # the QoS 1 PUBACK (MQTT 3.1.1 §3.4)
 
