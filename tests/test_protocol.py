@@ -324,3 +324,18 @@ def test_config_is_strict_and_frozen():
     with pytest.raises(pydantic.ValidationError):
         cfg.tls = "off"
     assert Protocol().cfg == cfg
+
+
+def test_a_hello_retry_share_costs_its_share_of_the_retry_segments_and_acks():
+    """With hello_retry_share s, a full TLS 1.3 handshake's bytes -- records and TCP/IP alike -- are the mixture
+    (1 - s) x no retry + s x always retry: the HRR and second-hello flights' segments and ACKs count s times."""
+    def hs(s):
+        return proto(hello_retry_share=s, server_name="chat.example.com").tls_handshake(resumed=False)
+
+    never, always, half = hs(0.0), hs(1.0), hs(0.5)
+    for d in ("out", "in"):
+        for cat in ("tls_handshake", "tcpip"):
+            assert half.get(d, cat) == pytest.approx((never.get(d, cat) + always.get(d, cat)) / 2), (d, cat)
+    assert always.get("in", "tcpip") - never.get("in", "tcpip") >= 2 * 52  # the second hello's segment + an ACK
+    assert hs(0.5).get("out", "tcpip") != hs(0.0).get("out", "tcpip")
+    assert proto(hello_retry_share=0.5).tls_handshake(resumed=True) == proto().tls_handshake(resumed=True)

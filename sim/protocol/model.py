@@ -25,6 +25,7 @@ few array operations; per-connection costs are computed once per :class:`Protoco
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -91,7 +92,8 @@ class Protocol:
 
     def tls_handshake(self, resumed: bool) -> Bytes:
         """TLS handshake records plus their segments and per-flight ACKs (reproduces the [M-TLS] wire totals)."""
-        return self._wire(self._handshake_flights(resumed), acks="per_flight")
+        return self._wire(self._handshake_flights(resumed), acks="per_flight",
+                          weights=tls.handshake_weights(self.cfg, resumed))
 
     def _app_flight(self, direction: str, app_bytes: int) -> Flight:
         return direction, {"app_protocol": app_bytes, "tls_record": self._rec(app_bytes)}
@@ -153,22 +155,28 @@ class Protocol:
         return self._keepalive
 
     # -- segments and ACKs ---------------------------------------------------------------------------------------
-    def _wire(self, flights: list[Flight], acks: Literal["per_flight", "exchange", "none"]) -> Bytes:
-        """Session bytes of ``flights`` plus their IP/TCP headers and pure ACKs (see module docstring)."""
+    def _wire(self, flights: list[Flight], acks: Literal["per_flight", "exchange", "none"],
+              weights: list[float] | None = None) -> Bytes:
+        """Session bytes of ``flights`` plus their IP/TCP headers and pure ACKs (see module docstring).
+
+        ``weights``: the probability each flight happens (a HelloRetryRequest's two flights: its share); a flight's
+        bytes are then that expectation, and its segments and ACKs are those of the whole flight times it."""
         side: dict[str, dict[str, float]] = {"out": {}, "in": {}}
         h = self.segment_header
         for i, (d, parts) in enumerate(flights):
+            w = 1.0 if weights is None else float(weights[i])
             for k, v in parts.items():
                 side[d][k] = side[d].get(k, 0) + v
-            segs = int(_ceil_div(sum(parts.values()), self.cfg.mss))
+            whole = sum(parts.values()) / w if w else 0.0
+            segs = int(_ceil_div(math.ceil(round(whole, 6)), self.cfg.mss))
             if acks == "per_flight":
                 pure = max(1, segs // 2) if segs else 0
             elif acks == "exchange":
                 pure = (segs + 1) // 2 - (0 if i == len(flights) - 1 else 1)
             else:
                 pure = 0
-            side[d]["tcpip"] = side[d].get("tcpip", 0) + segs * h
-            side[_OTHER[d]]["tcpip"] = side[_OTHER[d]].get("tcpip", 0) + max(pure, 0) * h
+            side[d]["tcpip"] = side[d].get("tcpip", 0) + w * segs * h
+            side[_OTHER[d]]["tcpip"] = side[_OTHER[d]].get("tcpip", 0) + w * max(pure, 0) * h
         return Bytes(out=side["out"], inb=side["in"])
 
     # -- messages --------------------------------------------------------------------------------------------------

@@ -74,9 +74,8 @@ offer TLS 1.3 whatever the server speaks, so their hello is the same for both ve
 replaced by a P-256 one, 4 + 65 B, padded again by OpenSSL); the ServerHello then carries a P-256 share (+33 B).
 The change_cipher_spec records only move (the server's follows the HRR, the client's precedes its second
 hello, RFC 8446 App. D.4), so they cost nothing extra -- all measured with Python's ssl. The HRR and the second
-hello are a flight each way more, their bytes scaled by the share; ``Protocol._wire`` counts TCP segments and
-ACKs of those flights in full (one each) whatever the share, an overstatement of (1 - share) x 2 x (52 + 52) B
-of ``tcpip`` per full handshake at most.
+hello are a flight each way more, their bytes scaled by the share; their TCP segments and ACKs are those of the
+whole flights times the share (:func:`handshake_weights`, ``Protocol._wire``).
 
 **TLS 1.2 resumption by session ID** (``tls12_session_id_resumption``, used without tickets): the abbreviated
 handshake of RFC 5246 §7.3; the client's hello carries the 32-B session ID, the server's flight is ServerHello
@@ -375,6 +374,16 @@ def handshake_flights(cfg: ProtocolConfig, resumed: bool) -> list[Flight]:
     mode = _resumption(cfg, resumed)
     sizes = _tls13(cfg, mode) if cfg.tls == "1.3" else _tls12(cfg, mode)
     return [("in" if i % 2 == 0 else "out", {"tls_handshake": _num(n)}) for i, n in enumerate(sizes)]
+
+
+def handshake_weights(cfg: ProtocolConfig, resumed: bool) -> list[float]:
+    """The probability each flight of :func:`handshake_flights` happens: 1, but ``hello_retry_share`` for the
+    HelloRetryRequest and the second ClientHello of a TLS 1.3 full handshake (their bytes are that expectation)."""
+    flights = handshake_flights(cfg, resumed)
+    s = cfg.hello_retry_share
+    if cfg.tls == "1.3" and s and _resumption(cfg, resumed) is None:
+        return [1.0, s, s] + [1.0] * (len(flights) - 3)
+    return [1.0] * len(flights)
 
 
 def _tls13(cfg: ProtocolConfig, mode: str | None) -> list[float]:
