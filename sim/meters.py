@@ -352,6 +352,21 @@ class ItemCounter:
         return distribution(*self.entries(), interval=interval)
 
 
+def split_at(start: np.ndarray, end: np.ndarray, bounds) -> tuple[np.ndarray, np.ndarray]:
+    """Intervals ``[start, end)`` cut at each of ``bounds`` (billing-month starts) they cross: each part its own
+    interval (the parts before a bound first, the rest after), so every month's items are its own."""
+    parts_s, parts_e = [], []
+    for b in bounds:
+        cross = (start < b) & (end > b)
+        if cross.any():
+            parts_s.append(start[cross])
+            parts_e.append(np.full(int(cross.sum()), b, dtype=np.int64))
+            start = np.where(cross, b, start)
+    if parts_s:
+        return np.concatenate([*parts_s, start]), np.concatenate([*parts_e, end])
+    return start, end
+
+
 def distribution(at, value, count, interval: str = "1d") -> dict:
     """A distribution meter (``sim/pricing/usage.py`` ``Distribution``): ``count[k]`` items of ``value[k]`` in
     interval ``at[k]``; whole counts as ints (a sampled run's estimates may not be whole)."""

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.meters import ItemCounter, MeterBook, bincount_into, distribution, numbers
+from sim.meters import ItemCounter, MeterBook, bincount_into, distribution, numbers, split_at
 from sim.scenario import Network
 from sim.world.timeline import CAUSES, KEY, NEVER, Intervals
 
@@ -350,17 +350,9 @@ class ConnectionMeter:
             s, e = s[item], end[item]
             if s.size == 0:
                 return
-        parts_s, parts_e = [], []
         inner = self.month_starts[1:]
         inner = inner[(inner > int(s.min())) & (inner < int(e.max()))]
-        for b in inner.tolist():  # a connection across a billing month's start: each month's part an item
-            cross = (s < b) & (e > b)
-            if cross.any():
-                parts_s.append(s[cross])
-                parts_e.append(np.full(int(cross.sum()), b, dtype=np.int64))
-                s = np.where(cross, b, s)
-        if parts_s:
-            s, e = np.concatenate([*parts_s, s]), np.concatenate([*parts_e, e])
+        s, e = split_at(s, e, inner.tolist())  # a connection across a billing month's start: each part an item
         ms = e - s
         day = self._day_of_minute[(e - (ms > 0)) // MINUTE_MS]  # the day of its last ms (of its start if empty)
         self.items.add(day, (ms + 999) // 1000)

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.meters import ItemCounter, MeterBook, numbers
+from sim.meters import ItemCounter, MeterBook, numbers, split_at
 from sim.world.iot.outcome import FleetOutcome
 
 I64 = np.int64
@@ -156,15 +156,7 @@ def platform_meters(out: FleetOutcome, book: MeterBook, meters: dict, persistent
     minutes, secs = np.zeros(day_s.size), np.zeros(day_s.size)
     s, e = start[(end > start) | (start > 0)], end[(end > start) | (start > 0)]
     months = [] if book.month_starts is None else [m * 60 for m in book.month_starts[1:-1] if 0 < m * 60 < T]
-    parts_s, parts_e = [], []
-    for b in months:  # a connection across a billing month's start: each month's part an item
-        cross = (s < b) & (e > b)
-        if cross.any():
-            parts_s.append(s[cross])
-            parts_e.append(np.full(int(cross.sum()), b, I64))
-            s = np.where(cross, b, s)
-    if parts_s:
-        s, e = np.concatenate([*parts_s, s]), np.concatenate([*parts_e, e])
+    s, e = split_at(s, e, months)  # a connection across a billing month's start: each part an item
     if s.size:
         dur = e - s
         day = np.searchsorted(day_s, np.maximum(e - 1, s), side="right") - 1
